@@ -1,0 +1,28 @@
+"""The ``intentrank`` command. Each part registers its commands from its own module here."""
+
+from __future__ import annotations
+
+import typer
+
+from intentrank import __version__
+
+app = typer.Typer(
+    name="intentrank",
+    help="Feed ranking that optimises for what users want, not what they click.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def version() -> None:
+    """Print the installed version."""
+    typer.echo(__version__)
+
+
+# --- part registrations (one line per part; keep this list in layer order) ---
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,1 @@
+"""The clickbait part of intentrank."""

@@ -1,0 +1,1 @@
+"""The mitigation part of intentrank."""

@@ -1,0 +1,14 @@
+"""Typed configuration of the simulator part (a section of the one intentrank config file).
+
+Only pydantic here: the config layer must import without torch or other heavy libraries.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class SimulatorConfig(BaseModel):
+    """Settings of the simulator part."""
+
+    model_config = ConfigDict(extra="forbid")
