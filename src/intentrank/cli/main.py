@@ -15,6 +15,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """intentrank: clickbait scoring, multi-task ranking, mitigation, simulation and experiments."""
+
+
 @app.command()
 def version() -> None:
     """Print the installed version."""
