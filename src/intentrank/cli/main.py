@@ -27,6 +27,9 @@ def version() -> None:
 
 
 # --- part registrations (one line per part; keep this list in layer order) ---
+from intentrank.cli.config_cmd import config_app  # noqa: E402
+
+app.add_typer(config_app, name="config")
 
 
 if __name__ == "__main__":  # pragma: no cover
