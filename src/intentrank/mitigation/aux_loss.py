@@ -1,0 +1,88 @@
+"""Auxiliary clickbait loss and its row down-weighting variant (trainer hooks).
+
+``L_cb = -log(1 - p_click) · (2c - 1)`` pushes the predicted CTR down for clickbait (c > 0.5) and
+up for clean items (c < 0.5). It is computed from the click *logit* z: ``-log(1 - sigmoid(z)) =
+softplus(z)``, which is finite for every z (also as p_click → 1, where the naive form is log 0).
+Its gradient with respect to z is ``sigmoid(z)·(2c - 1)``.
+
+Note: for c < 0.5 the term is unbounded below as z grows; on its own it would push clean items'
+p_click towards 1. It is meant to be added to the click loss (binary cross-entropy), which bounds
+it, with a moderate weight λ_cb.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from intentrank.errors import DataError
+from intentrank.mitigation.config import AuxLossMethod, DownweightMethod
+from intentrank.mitigation.validation import validate_method
+
+
+def clickbait_loss(click_logit: Tensor, clickbait: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Mean (or ``weights``-weighted mean) of ``softplus(z) · (2c - 1)`` over rows."""
+    per_row = F.softplus(click_logit) * (2.0 * clickbait.to(click_logit.dtype) - 1.0)
+    if weights is None:
+        return per_row.mean()
+    weights = weights.to(per_row.dtype)
+    return (per_row * weights).sum() / weights.sum().clamp_min(1e-12)
+
+
+class AuxClickbaitLoss:
+    """``extra_losses`` hook for the trainer: ``(logits, batch) -> λ_cb · L_cb``.
+
+    Reads the click logit from ``logits[logit]`` and c from ``batch[feature]``; uses the batch's
+    per-row weights ``batch["w"]`` when present, so it averages like the main loss.
+    """
+
+    def __init__(self, weight: float = 0.5, feature: str = "clickbait_score", logit: str = "click") -> None:
+        cfg = validate_method(AuxLossMethod, "aux_loss", weight=weight, feature=feature, logit=logit)
+        self.weight, self.feature, self.logit = cfg.weight, cfg.feature, cfg.logit
+
+    @classmethod
+    def from_config(cls, cfg: AuxLossMethod) -> AuxClickbaitLoss:
+        return cls(weight=cfg.weight, feature=cfg.feature, logit=cfg.logit)
+
+    def __call__(self, logits: dict[str, Tensor], batch: dict[str, Tensor]) -> Tensor:
+        if self.logit not in logits:
+            raise DataError(f"aux_loss: model output has no '{self.logit}' logit (has {sorted(logits)})")
+        if self.feature not in batch:
+            raise DataError(f"aux_loss: batch has no '{self.feature}' feature (has {sorted(batch)})")
+        z = logits[self.logit].reshape(-1)
+        c = batch[self.feature].reshape(-1)
+        w = batch.get("w")
+        return self.weight * clickbait_loss(z, c, None if w is None else w.reshape(-1))
+
+    def __repr__(self) -> str:
+        return f"AuxClickbaitLoss(weight={self.weight}, feature={self.feature!r})"
+
+
+class ClickbaitDownweight:
+    """``sample_weight_fn`` for the trainer: row weight ``1 - strength·clip((c - t)/(1 - t), 0, 1)``.
+
+    Clean rows (c ≤ t) keep weight 1; a row with c = 1 gets ``1 - strength``.
+    """
+
+    def __init__(
+        self, strength: float = 0.5, threshold: float = 0.5, feature: str = "clickbait_score"
+    ) -> None:
+        cfg = validate_method(
+            DownweightMethod, "downweight", strength=strength, threshold=threshold, feature=feature
+        )
+        self.strength, self.threshold, self.feature = cfg.strength, cfg.threshold, cfg.feature
+
+    @classmethod
+    def from_config(cls, cfg: DownweightMethod) -> ClickbaitDownweight:
+        return cls(strength=cfg.strength, threshold=cfg.threshold, feature=cfg.feature)
+
+    def __call__(self, batch: dict[str, Tensor]) -> Tensor:
+        if self.feature not in batch:
+            raise DataError(f"downweight: batch has no '{self.feature}' feature (has {sorted(batch)})")
+        c = batch[self.feature].reshape(-1).to(torch.float32)
+        ramp = ((c - self.threshold) / (1.0 - self.threshold)).clamp(0.0, 1.0)
+        return 1.0 - self.strength * ramp
+
+    def __repr__(self) -> str:
+        return f"ClickbaitDownweight(strength={self.strength}, threshold={self.threshold})"
