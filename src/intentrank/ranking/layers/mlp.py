@@ -1,0 +1,64 @@
+"""Plain and batched multi-layer perceptrons (ReLU, optional dropout)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+class MLP(nn.Sequential):
+    """Linear → ReLU → Dropout blocks; ``out_dim`` is the last hidden size (no output layer)."""
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], dropout: float = 0.0) -> None:
+        layers: list[nn.Module] = []
+        d = in_dim
+        for h in hidden:
+            layers += [nn.Linear(d, h), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            d = h
+        super().__init__(*layers)
+        self.out_dim = d
+
+
+class BatchedMLP(nn.Module):
+    """``n`` independent MLPs of the same shape evaluated together with batched matmuls.
+
+    Input (B, in) shared by all (the first layer is one matmul against the n weight matrices side by
+    side) or (n, B, in) one input each; output (n, B, out). ``out_dim`` = last entry of ``sizes``.
+    """
+
+    def __init__(
+        self, n: int, in_dim: int, sizes: Sequence[int], dropout: float = 0.0, last_activation: bool = True
+    ) -> None:
+        super().__init__()
+        if not sizes:
+            raise ValueError("BatchedMLP needs at least one layer size")
+        self.n, self.sizes, self.last_activation = n, list(sizes), last_activation
+        dims = [in_dim, *sizes]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for a, b in itertools.pairwise(dims):
+            bound = 1.0 / math.sqrt(a)
+            self.weights.append(nn.Parameter(torch.empty(n, a, b).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(n, 1, b).uniform_(-bound, bound)))
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.out_dim = dims[-1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        n = self.n
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            if x.dim() == 2:  # shared input: one (B, in) @ (in, n*out) matmul
+                B = x.shape[0]
+                out = w.shape[2]
+                x = (x @ w.permute(1, 0, 2).reshape(w.shape[1], n * out)).view(B, n, out).transpose(0, 1) + b
+            else:
+                x = torch.baddbmm(b, x, w)
+            if i < last or self.last_activation:
+                x = self.dropout(torch.relu(x))
+        return x

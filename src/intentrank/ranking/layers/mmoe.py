@@ -1,0 +1,39 @@
+"""Multi-gate Mixture-of-Experts (Ma et al., KDD 2018): shared expert MLPs, one softmax gate per task.
+
+Experts are a :class:`BatchedMLP` (all experts in one matmul per layer) and the gates are one linear
+layer producing every task's expert logits, so there is no Python loop over experts or tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from intentrank.ranking.layers.mlp import BatchedMLP
+
+
+class MMoE(nn.Module):
+    """Input (B, d) → per-task mixtures (T, B, h); ``expert_outputs`` gives (B, E, h)."""
+
+    def __init__(
+        self, in_dim: int, experts: int, expert_hidden: Sequence[int], tasks: int, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.n_experts, self.n_tasks = experts, tasks
+        self.experts = BatchedMLP(experts, in_dim, expert_hidden, dropout)
+        self.gates = nn.Linear(in_dim, tasks * experts)
+        self.out_dim = self.experts.out_dim
+
+    def expert_outputs(self, x: Tensor) -> Tensor:
+        """(B, E, h): every expert's output."""
+        return self.experts(x).transpose(0, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        B = x.shape[0]
+        ex = self.experts(x)  # (E, B, h)
+        g = torch.softmax(self.gates(x).view(B, self.n_tasks, self.n_experts), dim=-1)  # (B, T, E)
+        # (B, T, E) @ (B, E, h) -> (B, T, h)
+        mixed = torch.bmm(g, ex.transpose(0, 1))
+        return mixed.transpose(0, 1)  # (T, B, h)

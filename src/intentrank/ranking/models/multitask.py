@@ -1,0 +1,145 @@
+"""The multi-task ranker: fused id embeddings + dense features → backbone → one tower per task.
+
+:class:`MultiTaskNet` is the generic model (any task names; used for the Census-Income benchmark).
+:class:`MultiTaskRanker` is the feed ranker with the contract's heads: ``click`` (logit of P(click)),
+``dwell`` (log1p seconds given a click), ``conversion`` (logit of P(conversion | click)) and, with
+ESMM, ``ctcvr`` (logit of P(click & conversion)); plus the optional shallow bias tower.
+
+Batch dict: categorical long tensors (B,) and dense float tensors (B,) by feature name; for speed a
+batch may instead carry them packed as ``"cat"`` (B, F) and ``"dense"`` (B, D) in the spec's order
+(what :class:`intentrank.ranking.features.FeatureEncoder` produces; the named entries are views).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from intentrank.ranking.config import FeatureSpecConfig, ModelConfig, RankerConfig, ShallowTowerConfig
+from intentrank.ranking.layers.embedding import FusedEmbedding
+from intentrank.ranking.layers.towers import ShallowTower, TaskTowers
+from intentrank.ranking.models.backbones import build_backbone
+from intentrank.ranking.models.esmm import ctcvr_logit
+
+#: The ranker's task heads, in tower order.
+RANKER_TASKS: tuple[str, ...] = ("click", "dwell", "conversion")
+
+
+class MultiTaskNet(nn.Module):
+    """Generic multi-task network returning one logit (or regression output) per task name."""
+
+    def __init__(
+        self,
+        features: FeatureSpecConfig,
+        model: ModelConfig,
+        tasks: Sequence[str],
+        sparse_embeddings: bool = False,
+        shallow_tower: ShallowTowerConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.feature_spec = features
+        self.tasks = tuple(tasks)
+        self.cat_names = [f.name for f in features.categorical]
+        self.dense_names = [f.name for f in features.dense]
+        main = [i for i, f in enumerate(features.dense) if f.to_main]
+        self.register_buffer("main_dense_idx", torch.tensor(main, dtype=torch.long), persistent=False)
+        self.all_dense_main = len(main) == len(self.dense_names)
+        self.embedding = (
+            FusedEmbedding(
+                [f.buckets for f in features.categorical], features.embedding_dim, sparse_embeddings
+            )
+            if self.cat_names
+            else None
+        )
+        in_dim = (self.embedding.out_dim if self.embedding is not None else 0) + len(main)
+        self.backbone = build_backbone(in_dim, model, len(self.tasks))
+        self.towers = TaskTowers(len(self.tasks), self.backbone.out_dim, model.tower_hidden, model.dropout)
+        self.shallow: ShallowTower | None = None
+        if shallow_tower is not None:
+            idx = [self.dense_names.index(n) for n in shallow_tower.features]
+            self.register_buffer("shallow_idx", torch.tensor(idx, dtype=torch.long), persistent=False)
+            self.shallow = ShallowTower(len(idx), shallow_tower.hidden, shallow_tower.dropout)
+
+    # -- inputs -------------------------------------------------------------------------------
+    def _cat(self, batch: dict[str, Tensor]) -> Tensor:
+        if "cat" in batch:
+            return batch["cat"]
+        return torch.stack([batch[n] for n in self.cat_names], dim=1)
+
+    def _dense(self, batch: dict[str, Tensor]) -> Tensor:
+        if "dense" in batch:
+            return batch["dense"]
+        if not self.dense_names:
+            ref = batch[self.cat_names[0]]
+            return torch.zeros(ref.shape[0], 0, device=ref.device)
+        return torch.stack([batch[n].float() for n in self.dense_names], dim=1)
+
+    def inputs(self, batch: dict[str, Tensor]) -> Tensor:
+        """x0 (B, d): concatenated embeddings and the main network's dense features."""
+        dense = self._dense(batch)
+        if not self.all_dense_main:
+            dense = dense.index_select(1, self.main_dense_idx)
+        if self.embedding is None:
+            return dense
+        emb = self.embedding(self._cat(batch))
+        return torch.cat([emb, dense], dim=1) if dense.shape[1] else emb
+
+    def encode(self, batch: dict[str, Tensor]) -> Tensor:
+        """(B, H): the shared representation the task heads read (for adversarial heads)."""
+        return self.backbone.encode(self.inputs(batch))
+
+    def shallow_logit(self, batch: dict[str, Tensor]) -> Tensor | None:
+        """The bias tower's logit (B,); its inputs are zeroed in eval mode (serving)."""
+        if self.shallow is None:
+            return None
+        x = self._dense(batch).index_select(1, self.shallow_idx)
+        if not self.training:
+            x = torch.zeros_like(x)
+        return self.shallow(x)
+
+    # -- outputs ------------------------------------------------------------------------------
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        h = self.backbone(self.inputs(batch))
+        out = self.towers(h)  # (T, B)
+        bias = self.shallow_logit(batch)
+        if bias is not None:
+            out = out + bias
+        return {t: out[i] for i, t in enumerate(self.tasks)}
+
+
+class MultiTaskRanker(MultiTaskNet):
+    """The feed ranker: heads click / dwell / conversion (+ ctcvr with ESMM), built from a RankerConfig."""
+
+    def __init__(self, config: RankerConfig) -> None:
+        super().__init__(
+            config.features,
+            config.model,
+            RANKER_TASKS,
+            sparse_embeddings=config.train.sparse_embeddings,
+            shallow_tower=config.shallow_tower,
+        )
+        self.config = config
+        self.esmm = config.model.esmm
+
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        out = super().forward(batch)
+        if self.esmm:
+            out["ctcvr"] = ctcvr_logit(out["click"], out["conversion"])
+        return out
+
+    @torch.no_grad()
+    def predict(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Serving outputs in natural units: p_click, time (seconds given a click), p_conv (given a click)."""
+        was = self.training
+        self.eval()
+        try:
+            out = self(batch)
+        finally:
+            self.train(was)
+        return {
+            "p_click": torch.sigmoid(out["click"]),
+            "time": torch.expm1(out["dwell"]).clamp(min=0.0),
+            "p_conv": torch.sigmoid(out["conversion"]),
+        }
