@@ -5,10 +5,67 @@ Only pydantic here: the config layer must import without torch or other heavy li
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+BackendName = Literal["lexical", "semantic", "ensemble"]
 
 
 class ClickbaitConfig(BaseModel):
-    """Settings of the clickbait part."""
+    """Settings of the clickbait scorer: categories, input handling, backend and training."""
 
     model_config = ConfigDict(extra="forbid")
+
+    light_threshold: float = Field(0.4, ge=0.0, le=1.0, description="Lowest score of the 'light' category.")
+    heavy_threshold: float = Field(0.7, ge=0.0, le=1.0, description="Lowest score of the 'heavy' category.")
+    model_dir: Path | None = Field(
+        None,
+        description="Directory of a trained model to load; None = the default model shipped in the package.",
+    )
+    backend: BackendName = Field(
+        "ensemble",
+        description="Backend that `intentrank clickbait train` fits: lexical, semantic or ensemble.",
+    )
+    max_chars: int = Field(
+        2000,
+        ge=16,
+        description="Titles longer than this (after normalisation) are cut to their first max_chars.",
+    )
+    empty_score: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Score given to an empty or whitespace-only title (no text, no bait).",
+    )
+    decision_threshold: float = Field(
+        0.5,
+        gt=0.0,
+        lt=1.0,
+        description="Score at or above which a title counts as clickbait in accuracy figures.",
+    )
+    seed: int = Field(0, ge=0, description="Seed of the held-out/validation splits and of training.")
+    test_fraction: float = Field(
+        0.2, gt=0.0, lt=0.5, description="Held-out share of each dataset (never trained on)."
+    )
+    val_fraction: float = Field(
+        0.2, gt=0.0, lt=0.5, description="Share of the training part kept for validation (ensemble weights)."
+    )
+    stop_weight: float = Field(
+        0.5,
+        ge=0.0,
+        description="Sample weight of a Stop Clickbait title relative to a Webis-17 title in training.",
+    )
+    lexical_alpha: float = Field(1.0, gt=0.0, description="Ridge penalty of the lexical backend.")
+    semantic_alpha: float = Field(1.0, gt=0.0, description="Ridge penalty of the semantic backend's head.")
+    batch_size: int = Field(256, ge=1, description="Titles per encoder batch (semantic backend).")
+
+    @model_validator(mode="after")
+    def _ordered_thresholds(self) -> ClickbaitConfig:
+        if self.light_threshold >= self.heavy_threshold:
+            raise ValueError(
+                f"light_threshold ({self.light_threshold}) must be below "
+                f"heavy_threshold ({self.heavy_threshold})"
+            )
+        return self

@@ -1,0 +1,142 @@
+"""``ClickbaitScorer``: graded clickbait scores in [0, 1] on the scale of Webis-17 ``truth_mean``.
+
+The scorer owns input handling (validation, style normalisation, truncation, empty titles) and the
+category thresholds; the regression itself is a backend selected by name (lexical, semantic, ensemble).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from intentrank.clickbait.backends.base import Backend, backend_class
+from intentrank.clickbait.categories import CATEGORIES, categorize
+from intentrank.clickbait.config import ClickbaitConfig
+from intentrank.clickbait.text import normalise_titles
+from intentrank.errors import IntentRankError
+
+#: The model shipped inside the package (trained by ``intentrank clickbait train``).
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
+MODEL_FILE = "model.json"
+FORMAT_VERSION = 1
+
+
+class ClickbaitScorer:
+    """Scores titles for clickbait: ``fit`` / ``score`` / ``category`` / ``save`` / ``load``.
+
+    ``score`` validates (non-strings raise IntentRankError), normalises style (case, quotes, dashes,
+    whitespace), cuts titles to ``max_chars``, gives ``empty_score`` to empty titles and clips the
+    backend's regression output to [0, 1].
+    """
+
+    def __init__(self, backend: str | Backend = "lexical", config: ClickbaitConfig | None = None) -> None:
+        self.config = config or ClickbaitConfig()
+        if isinstance(backend, str):
+            cls = backend_class(backend)
+            backend = cls.from_config(self.config) if hasattr(cls, "from_config") else cls()
+        self.backend: Backend = backend
+        self.fitted = False
+        self.info: dict[str, Any] = {}
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    def _prepare(self, titles: Sequence[object]) -> tuple[list[str], np.ndarray]:
+        norm = normalise_titles(titles, self.config.max_chars)
+        keep = np.fromiter((len(t) > 0 for t in norm), dtype=bool, count=len(norm))
+        return norm, keep
+
+    def fit(
+        self, titles: Sequence[str], targets: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> ClickbaitScorer:
+        """Fit the backend on titles and graded targets in [0, 1] (empty titles are dropped)."""
+        norm, keep = self._prepare(titles)
+        y = np.asarray(targets, dtype=np.float64)
+        if y.shape != (len(norm),):
+            raise IntentRankError(f"targets must have one value per title ({len(norm)}), got shape {y.shape}")
+        if not np.isfinite(y).all() or y.min() < 0 or y.max() > 1:
+            raise IntentRankError("targets must be finite numbers in [0, 1]")
+        w = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if w.shape != y.shape or (w < 0).any():
+            raise IntentRankError("sample_weight must be non-negative, one value per title")
+        self.backend.fit([t for t, k in zip(norm, keep, strict=True) if k], y[keep], w[keep])
+        self.fitted = True
+        return self
+
+    def score(self, titles: Sequence[str]) -> np.ndarray:
+        """Clickbait scores (float64 in [0, 1]), one per title."""
+        if not self.fitted:
+            raise IntentRankError("the clickbait scorer is not fitted; call fit() or load a model")
+        norm, keep = self._prepare(titles)
+        out = np.full(len(norm), self.config.empty_score, dtype=np.float64)
+        if keep.any():
+            kept = norm if keep.all() else [t for t, k in zip(norm, keep, strict=True) if k]
+            out[keep] = np.clip(self.backend.predict(kept), 0.0, 1.0)
+        return out
+
+    def category(self, titles: Sequence[str]) -> list[str]:
+        """Category name (non / light / heavy, by the config thresholds) of each title."""
+        codes = categorize(self.score(titles), self.config.light_threshold, self.config.heavy_threshold)
+        return [CATEGORIES[c] for c in codes]
+
+    def categorize(self, scores: np.ndarray) -> np.ndarray:
+        """int8 category codes of scores under this scorer's thresholds."""
+        return categorize(scores, self.config.light_threshold, self.config.heavy_threshold)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the model (``model.json`` + the backend's files) into ``directory``."""
+        if not self.fitted:
+            raise IntentRankError("cannot save an unfitted clickbait scorer")
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        params = self.backend.save(d)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "backend": self.backend.name,
+            "params": params,
+            "max_chars": self.config.max_chars,
+            "empty_score": self.config.empty_score,
+            "info": self.info,
+        }
+        (d / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path, config: ClickbaitConfig | None = None) -> ClickbaitScorer:
+        """Read a model written by :meth:`save`.
+
+        ``config`` supplies the thresholds; the input limits (max_chars, empty_score) come from the model.
+        """
+        d = Path(directory)
+        meta_path = d / MODEL_FILE
+        if not meta_path.is_file():
+            raise IntentRankError(f"no clickbait model at {d} (missing {MODEL_FILE})")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            if meta.get("format_version") != FORMAT_VERSION:
+                raise IntentRankError(
+                    f"{meta_path}: unsupported format_version {meta.get('format_version')!r}"
+                )
+            cfg = (config or ClickbaitConfig()).model_copy(
+                update={"max_chars": meta["max_chars"], "empty_score": meta["empty_score"]}
+            )
+            backend = backend_class(meta["backend"]).load(d, meta["params"])
+        except (KeyError, TypeError, ValueError, OSError) as err:
+            if isinstance(err, IntentRankError):
+                raise
+            raise IntentRankError(f"{d}: malformed clickbait model ({type(err).__name__}: {err})") from None
+        self = cls(backend, cfg)
+        self.fitted = True
+        self.info = meta.get("info", {})
+        return self
+
+
+def load_default_scorer(config: ClickbaitConfig | None = None) -> ClickbaitScorer:
+    """The trained model shipped inside the package (or ``config.model_dir`` if set). No training."""
+    directory = config.model_dir if config is not None and config.model_dir is not None else DEFAULT_MODEL_DIR
+    return ClickbaitScorer.load(directory, config)
