@@ -175,10 +175,16 @@ def compare_arms(
     for name, (num, den) in (ratios or {}).items():
         rows.append(
             compare_ratios(
-                c_df[num].to_numpy(), c_df[den].to_numpy(), t_df[num].to_numpy(), t_df[den].to_numpy(),
-                metric=name, alpha=alpha,
+                c_df[num].to_numpy(),
+                c_df[den].to_numpy(),
+                t_df[num].to_numpy(),
+                t_df[den].to_numpy(),
+                metric=name,
+                alpha=alpha,
             ).as_row()
         )
     for col in means:
-        rows.append(compare_means(c_df[col].to_numpy(), t_df[col].to_numpy(), metric=col, alpha=alpha).as_row())
+        rows.append(
+            compare_means(c_df[col].to_numpy(), t_df[col].to_numpy(), metric=col, alpha=alpha).as_row()
+        )
     return pd.DataFrame(rows)

@@ -62,7 +62,9 @@ def _to_arrow(data: Any, what: str) -> pa.Table:
     raise DataError(f"{what}: expected a pandas DataFrame or Arrow table, got {type(data).__name__}")
 
 
-def conform(table: pa.Table, columns: dict[str, tuple[str, str]], required: tuple[str, ...], what: str) -> pa.Table:
+def conform(
+    table: pa.Table, columns: dict[str, tuple[str, str]], required: tuple[str, ...], what: str
+) -> pa.Table:
     """Check ``table`` has exactly the ``required`` columns without nulls/NaN and cast them to the schema.
 
     Raises DataError naming the missing/unknown column, the bad value or the failed cast.
@@ -87,8 +89,9 @@ def conform(table: pa.Table, columns: dict[str, tuple[str, str]], required: tupl
                 raise pa.ArrowInvalid("float to non-float")
             col = col.cast(target, safe=True)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
-            raise DataError(f"{what}: column {name!r} of type {col.type} cannot be stored as "
-                            f"{columns[name][0]} ({err})") from None
+            raise DataError(
+                f"{what}: column {name!r} of type {col.type} cannot be stored as {columns[name][0]} ({err})"
+            ) from None
         if pa.types.is_floating(target) and len(col) and pc.any(pc.is_nan(col)).as_py():
             raise DataError(f"{what}: column {name!r} contains NaN")
         arrays.append(col)
@@ -130,7 +133,8 @@ class EventStore:
     def _check_schema(self) -> None:
         for table, columns in ((IMPRESSIONS_TABLE, IMPRESSION_COLUMNS), (ITEMS_TABLE, ITEM_COLUMNS)):
             rows = self._con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                "ORDER BY ordinal_position",
                 [table],
             ).fetchall()
             have = [r[0] for r in rows]
@@ -151,7 +155,11 @@ class EventStore:
         con = self._con
         con.execute("BEGIN TRANSACTION")
         try:
-            first = int(con.execute(f"SELECT COALESCE(MAX(event_id), -1) + 1 FROM {IMPRESSIONS_TABLE}").fetchall()[0][0])
+            first = int(
+                con.execute(f"SELECT COALESCE(MAX(event_id), -1) + 1 FROM {IMPRESSIONS_TABLE}").fetchall()[0][
+                    0
+                ]
+            )
             n = len(table)
             if n:
                 ids = pa.array(np.arange(first, first + n, dtype=np.int64))
@@ -189,7 +197,9 @@ class EventStore:
     # -- reading -----------------------------------------------------------------------------
     def watermark(self) -> int:
         """The largest stored event_id, or -1 for an empty store."""
-        return int(self._con.execute(f"SELECT COALESCE(MAX(event_id), -1) FROM {IMPRESSIONS_TABLE}").fetchall()[0][0])
+        return int(
+            self._con.execute(f"SELECT COALESCE(MAX(event_id), -1) FROM {IMPRESSIONS_TABLE}").fetchall()[0][0]
+        )
 
     def count(self) -> int:
         """Number of stored impressions."""
@@ -208,7 +218,7 @@ class EventStore:
     def read_impressions(
         self, since_event_id: int | None = None, until_event_id: int | None = None
     ) -> pd.DataFrame:
-        """Impressions with ``since_event_id < event_id <= until_event_id`` (either bound optional), in order."""
+        """Impressions with ``since_event_id < event_id <= until_event_id`` (bounds optional), in order."""
         return self.read_impressions_arrow(since_event_id, until_event_id).to_pandas()
 
     def read_impressions_arrow(
@@ -280,4 +290,3 @@ class EventStore:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-

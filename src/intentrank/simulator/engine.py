@@ -1,0 +1,349 @@
+"""The simulation engine: days of sessions of slates, whole cohorts of users advanced together.
+
+Per day and arm, the users active that day are processed in batches of ``batch_users``; a batch
+advances slate by slate (all its users' k-th slates in one vectorised step) until every session has
+stopped. No per-impression Python loop. Randomness comes from one ``SeedSequence`` per
+(seed, day, arm, batch), so the same seed and config give the same event log.
+
+Retrieval: each session gets a random affine permutation of the catalogue
+``item(j) = (offset + stride·j) mod n`` with ``gcd(stride, n) = 1``; slate ``k`` of the session
+receives positions ``k·K … k·K + K − 1`` of it as candidates, so no item repeats within a session
+(a session ends when the permutation is used up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from intentrank.errors import ConfigError, IntentRankError
+from intentrank.simulator import behaviour as bh
+from intentrank.simulator.kpis import KPIAccumulator
+from intentrank.simulator.policies import Policy, SlateRequest
+from intentrank.simulator.world import World
+from intentrank.store.event_store import IMPRESSIONS_ARROW_SCHEMA
+
+DAY_S = 86_400.0
+SESSION_START_S = (6 * 3600.0, 23 * 3600.0)  # sessions start uniformly between 06:00 and 23:00
+
+#: Receives each batch of events (Arrow table with the producer columns of the event schema).
+EventSink = Callable[[pa.Table], None]
+
+_PRODUCER_SCHEMA = pa.schema([f for f in IMPRESSIONS_ARROW_SCHEMA if f.name != "event_id"])
+
+
+@dataclass
+class DayResult:
+    """What happened on one simulated day (for progress reporting and online training hooks)."""
+
+    day: int
+    active_users: int
+    impressions: int
+    clicks: int
+
+
+def assign_arms(user_ids: np.ndarray, n_arms: int, salt: int = 0) -> np.ndarray:
+    """Stable arm of each user: a SplitMix64 hash of (user id, salt) modulo ``n_arms`` (int16)."""
+    if n_arms < 1:
+        raise IntentRankError(f"n_arms must be at least 1, got {n_arms}")
+    with np.errstate(over="ignore"):
+        z = (
+            user_ids.astype(np.uint64)
+            + np.uint64(salt) * np.uint64(0x9E3779B97F4A7C15)
+            + np.uint64(0x9E3779B97F4A7C15)
+        )
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z % np.uint64(n_arms)).astype(np.int16)
+
+
+def _coprimes(n: int) -> np.ndarray:
+    cand = np.arange(1, max(n, 2), dtype=np.int64)
+    out = cand[np.gcd(cand, n) == 1]
+    return out if len(out) else np.array([1], dtype=np.int64)
+
+
+class _EventBuffer:
+    """Collects per-step column arrays and hands ~``flush_rows``-row Arrow tables to the sink."""
+
+    def __init__(self, sink: EventSink | None, arm_names: Sequence[str], flush_rows: int) -> None:
+        self.sink, self.flush_rows = sink, flush_rows
+        self.dictionary = pa.array(list(arm_names), type=pa.string())
+        self.parts: list[dict[str, np.ndarray]] = []
+        self.rows = 0
+
+    def add(self, cols: dict[str, np.ndarray]) -> None:
+        if self.sink is None:
+            return
+        self.parts.append(cols)
+        self.rows += len(cols["ts"])
+        if self.rows >= self.flush_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.sink is None or not self.parts:
+            return
+        cols = {k: np.concatenate([p[k] for p in self.parts]) for k in self.parts[0]}
+        self.parts, self.rows = [], 0
+        arrays = []
+        for f in _PRODUCER_SCHEMA:
+            if f.name == "policy":
+                arrays.append(pa.DictionaryArray.from_arrays(pa.array(cols["arm"]), self.dictionary))
+            else:
+                arrays.append(pa.array(cols[f.name], type=f.type))
+        fields = [
+            pa.field("policy", pa.dictionary(pa.int16(), pa.string()), nullable=False)
+            if f.name == "policy"
+            else f
+            for f in _PRODUCER_SCHEMA
+        ]
+        self.sink(pa.Table.from_arrays(arrays, schema=pa.schema(fields)))
+
+
+class Simulator:
+    """Runs arms (policies) over a world's users; events go to a sink, per-user KPIs are accumulated."""
+
+    def __init__(
+        self,
+        world: World,
+        policies: Policy | Sequence[Policy] | Mapping[str, Policy],
+        arms: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> None:
+        if isinstance(policies, Policy):
+            policies = [policies]
+        if isinstance(policies, Mapping):
+            names, pols = list(policies), list(policies.values())
+        else:
+            pols = list(policies)
+            names = [p.name for p in pols]
+        if not pols:
+            raise ConfigError("policies: at least one policy is needed")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"policies: arm names must be unique, got {names}")
+        n_users = len(world.users)
+        if arms is None:
+            arms = (
+                np.zeros(n_users, dtype=np.int16)
+                if len(pols) == 1
+                else assign_arms(np.arange(n_users, dtype=np.int64), len(pols), salt=seed)
+            )
+        arms = np.asarray(arms)
+        if arms.shape != (n_users,) or arms.min(initial=0) < 0 or arms.max(initial=0) >= len(pols):
+            raise ConfigError(f"arms must give each of the {n_users} users an arm in 0..{len(pols) - 1}")
+        cfg = world.config
+        if cfg.candidates > len(world.catalogue):
+            raise ConfigError(
+                f"simulator.candidates ({cfg.candidates}) exceeds the catalogue size ({len(world.catalogue)})"
+            )
+        self.world, self.policies, self.arm_names = world, pols, names
+        self.arms = arms.astype(np.int16)
+        self.seed = int(seed)
+        self.kpis = KPIAccumulator(n_users, cfg.days)
+        self._coprimes = _coprimes(len(world.catalogue))
+        self._session_counter = 0
+        self._slate_counter = 0
+        self._exam = bh.examination(cfg.slate_size, cfg.behaviour)
+        self._positions = np.arange(cfg.slate_size, dtype=np.int16)
+
+    # -- public ------------------------------------------------------------------------------
+    def run(
+        self,
+        sink: EventSink | None = None,
+        days: int | None = None,
+        on_day: Callable[[DayResult], None] | None = None,
+    ) -> KPIAccumulator:
+        """Simulate ``days`` days (default ``config.days``); returns the per-user KPI accumulator."""
+        for result in self.iter_days(sink, days):
+            if on_day is not None:
+                on_day(result)
+        return self.kpis
+
+    def iter_days(self, sink: EventSink | None = None, days: int | None = None) -> Iterator[DayResult]:
+        """Simulate day by day, yielding after each (events of the day already handed to ``sink``)."""
+        cfg = self.world.config
+        n_days = cfg.days if days is None else days
+        if n_days < 1:
+            raise ConfigError(f"days must be at least 1, got {n_days}")
+        for p in self.policies:
+            p.bind(self.world)
+        self.world.users.reset()
+        buffer = _EventBuffer(sink, self.arm_names, cfg.flush_rows)
+        users = self.world.users
+        active = np.ones(len(users), dtype=bool)
+        for day in range(n_days):
+            imp0, clk0 = self.kpis.impressions.sum(), self.kpis.clicks.sum()
+            n_active = int(active.sum())
+            for arm in range(len(self.policies)):
+                ids = np.flatnonzero(active & (self.arms == arm)).astype(np.int64)
+                for b, start in enumerate(range(0, len(ids), cfg.batch_users)):
+                    rng = np.random.default_rng(np.random.SeedSequence([self.seed, day, arm, b, 0x51]))
+                    self._run_batch(ids[start : start + cfg.batch_users], arm, day, rng, buffer)
+            buffer.flush()
+            self.kpis.active_days[active] += 1
+            if day > 0:
+                self.kpis.returned_days[active] += 1
+            # overnight: trust drifts back toward its long-run level, then each user decides to return
+            bcfg = cfg.behaviour
+            users.trust += np.float32(bcfg.trust_recovery) * (users.trust0 - users.trust)
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, day, 0x7E7]))
+            active = rng.random(len(users), dtype=np.float32) < bh.return_prob(
+                users.trust, users.activity_offset, bcfg
+            )
+            yield DayResult(
+                day, n_active, int(self.kpis.impressions.sum() - imp0), int(self.kpis.clicks.sum() - clk0)
+            )
+
+    # -- one batch of users through their sessions -------------------------------------------
+    def _run_batch(
+        self, uids: np.ndarray, arm: int, day: int, rng: np.random.Generator, buffer: _EventBuffer
+    ) -> None:
+        world, cfg = self.world, self.world.config
+        bcfg = cfg.behaviour
+        cat, users, policy = world.catalogue, world.users, self.policies[arm]
+        n_items, S, K = len(cat), cfg.slate_size, cfg.candidates
+        B = len(uids)
+        if B == 0:
+            return
+        session = self._session_counter + np.arange(B, dtype=np.int64)
+        self._session_counter += B
+        self.kpis.sessions[uids] += 1
+        offset = rng.integers(0, n_items, B, dtype=np.int64)
+        stride = self._coprimes[rng.integers(0, len(self._coprimes), B)]
+        clock = day * DAY_S + rng.uniform(*SESSION_START_S, B)
+        rows = np.arange(B)  # indices into this batch of the users still scrolling
+        max_slates = min(cfg.max_slates, n_items // K)
+        topic_of = cat.topic_id
+        interest_flat = users.interest.reshape(-1)
+        T = cat.n_topics
+        for j in range(max_slates):
+            if len(rows) == 0:
+                break
+            u = uids[rows]
+            nb = len(rows)
+            k = np.arange(j * K, (j + 1) * K, dtype=np.int64)
+            cand = (offset[rows, None] + stride[rows, None] * k[None, :]) % n_items
+            req = SlateRequest(u, cand, np.full(nb, j, dtype=np.int16), clock[rows], day)
+            scores = np.asarray(policy.scores(req, cat), dtype=np.float32)
+            if scores.shape != (nb, K):
+                raise IntentRankError(
+                    f"policy {policy.name!r} returned scores of shape {scores.shape}, expected {(nb, K)}"
+                )
+            order, propensity = _select(scores, S, policy, rng)
+            slate = np.take_along_axis(cand, order, axis=1)  # (nb, S) item ids, best first
+
+            # --- outcomes -------------------------------------------------------------------
+            interest = interest_flat[u[:, None] * T + topic_of[slate]]
+            b = cat.true_clickbait32[slate]
+            trust = users.trust[u]
+            p_click = self._exam * bh.click_prob(
+                interest, users.susceptibility[u, None], b, trust[:, None], bcfg
+            )
+            click = rng.random((nb, S), dtype=np.float32) < p_click
+            ci = np.flatnonzero(click)  # flat indices of clicks
+            r_of = ci // S
+            c_items = slate.reshape(-1)[ci]
+            q = cat.quality32[c_items]
+            cb = cat.true_clickbait32[c_items]
+            ci_interest = interest.reshape(-1)[ci]
+            bounce_c = rng.random(len(ci), dtype=np.float32) < bh.bounce_prob(cb, q, bcfg)
+            read_dwell = np.exp(
+                bh.dwell_log_mean(ci_interest, q, bcfg)
+                + np.float32(bcfg.dwell_sd) * rng.standard_normal(len(ci), dtype=np.float32)
+            )
+            bounce_dwell = rng.uniform(1.0, bcfg.bounce_dwell_max_s, len(ci)).astype(np.float32)
+            dwell_c = np.where(bounce_c, bounce_dwell, read_dwell)
+            conv_c = ~bounce_c & (
+                rng.random(len(ci), dtype=np.float32)
+                < bh.conversion_prob(ci_interest, q, users.conversion_offset[u[r_of]], bcfg)
+            )
+            sat_c = ~bounce_c & (dwell_c >= np.float32(bcfg.satisfied_dwell_s))
+
+            dwell = np.zeros(nb * S, dtype=np.float64)
+            dwell[ci] = dwell_c
+            bounce = np.zeros(nb * S, dtype=bool)
+            bounce[ci] = bounce_c
+            conv = np.zeros(nb * S, dtype=bool)
+            conv[ci] = conv_c
+            n_click = np.bincount(r_of, minlength=nb)
+            n_bounce = np.bincount(r_of, weights=bounce_c, minlength=nb)
+            n_conv = np.bincount(r_of, weights=conv_c, minlength=nb)
+            n_sat = np.bincount(r_of, weights=sat_c, minlength=nb)
+            dwell_row = np.bincount(r_of, weights=dwell_c, minlength=nb)
+
+            # --- events: ts = slate start + scrolling + reading of the items above ----------
+            d2 = dwell.reshape(nb, S)
+            scroll = np.float64(bcfg.scroll_s_per_item)
+            ts = clock[rows, None] + scroll * self._positions[None, :] + (np.cumsum(d2, axis=1) - d2)
+            slate_ids = self._slate_counter + np.arange(nb, dtype=np.int64)
+            self._slate_counter += nb
+            buffer.add(
+                {
+                    "ts": ts.reshape(-1),
+                    "day": np.full(nb * S, day, dtype=np.int32),
+                    "user_id": np.repeat(u, S),
+                    "session_id": np.repeat(session[rows], S),
+                    "slate_id": np.repeat(slate_ids, S),
+                    "slate_index": np.full(nb * S, j, dtype=np.int16),
+                    "position": np.tile(self._positions, nb),
+                    "item_id": slate.reshape(-1),
+                    "arm": np.full(nb * S, arm, dtype=np.int16),
+                    "propensity": propensity.reshape(-1),
+                    "click": click.reshape(-1),
+                    "dwell_s": dwell,
+                    "bounce": bounce,
+                    "conversion": conv,
+                }
+            )
+            self.kpis.add_slates(u, slate, click, n_click, n_bounce, n_conv, n_sat, dwell_row, cat.category)
+            policy.update(slate, click)
+
+            # --- state: trust, clock, who scrolls on --------------------------------------
+            new_trust = np.clip(
+                trust
+                - np.float32(bcfg.trust_bounce_loss) * n_bounce.astype(np.float32)
+                + np.float32(bcfg.trust_satisfied_gain) * n_sat.astype(np.float32),
+                0.0,
+                1.0,
+            )
+            users.trust[u] = new_trust
+            clock[rows] += scroll * S + dwell_row
+            p_cont = bh.continue_prob(new_trust, n_sat.astype(np.float32), n_bounce.astype(np.float32), bcfg)
+            rows = rows[rng.random(nb, dtype=np.float32) < p_cont]
+
+
+def _select(
+    scores: np.ndarray, S: int, policy: Policy, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(order (nb, S) candidate columns best first, propensity (nb, S)) for a deterministic or PL policy."""
+    nb, K = scores.shape
+    if not np.all(np.isfinite(scores)):
+        raise IntentRankError(f"policy {policy.name!r} returned NaN or infinite scores")
+    if policy.stochastic:
+        logits = scores / np.float32(policy.temperature)
+        keys = logits - np.log(
+            -np.log(rng.random((nb, K), dtype=np.float32) + np.float32(1e-12)) + np.float32(1e-12)
+        )
+        order = _top(keys, S)
+        m = logits.max(axis=1, keepdims=True)
+        e = np.exp((logits - m).astype(np.float64))
+        z = e.sum(axis=1, keepdims=True)
+        chosen = np.take_along_axis(e, order, axis=1)
+        remaining = z - (np.cumsum(chosen, axis=1) - chosen)
+        propensity = np.clip(chosen / remaining, 1e-12, 1.0)
+        return order, propensity
+    return _top(scores, S), np.ones((nb, S), dtype=np.float64)
+
+
+def _top(scores: np.ndarray, S: int) -> np.ndarray:
+    """Column indices of the S highest scores per row, in descending order (ties: lower column first)."""
+    K = scores.shape[1]
+    if S < K:
+        part = np.argpartition(-scores, S - 1, axis=1)[:, :S]
+        sub = np.take_along_axis(scores, part, axis=1)
+        return np.take_along_axis(part, np.argsort(-sub, axis=1, kind="stable"), axis=1)
+    return np.argsort(-scores, axis=1, kind="stable")

@@ -1,0 +1,74 @@
+"""The simulated world: catalogue + users + behaviour config, and the true (hidden) outcome model.
+
+Oracle policies read the truth through :class:`World`; nothing here is ever written to the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from intentrank.simulator import behaviour as bh
+from intentrank.simulator.catalogue import Catalogue
+from intentrank.simulator.config import SimulatorConfig
+from intentrank.simulator.users import UserPopulation
+
+
+@dataclass
+class World:
+    """Everything the simulator knows, including what a real platform never sees."""
+
+    catalogue: Catalogue
+    users: UserPopulation
+    config: SimulatorConfig
+
+    @classmethod
+    def create(
+        cls,
+        catalogue: Catalogue,
+        config: SimulatorConfig | None = None,
+        seed: int = 0,
+        n_users: int | None = None,
+    ) -> World:
+        """A world of ``n_users`` (default ``config.users``) drawn from ``seed`` over ``catalogue``."""
+        cfg = config or SimulatorConfig()
+        users = UserPopulation.generate(n_users or cfg.users, catalogue.n_topics, cfg.population, seed)
+        return cls(catalogue, users, cfg)
+
+    def interest(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+        """Topic interest I of each (user, item) pair; ``user_ids`` (B,) against ``item_ids`` (B, K)."""
+        t = self.catalogue.n_topics
+        flat = user_ids[:, None] * t + self.catalogue.topic_id[item_ids]
+        return self.users.interest.reshape(-1)[flat]
+
+    def true_click_prob(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+        """P(click | examined) of each (user, item) pair, shape of ``item_ids``."""
+        u = self.users
+        return bh.click_prob(
+            self.interest(user_ids, item_ids),
+            u.susceptibility[user_ids, None],
+            self.catalogue.true_clickbait32[item_ids],
+            u.trust[user_ids, None],
+            self.config.behaviour,
+        )
+
+    def true_value(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+        """Expected satisfaction of showing each item (intent oracle's score), see docs/simulator.md.
+
+        V = P(click)·[(1 − P(bounce))·(w_min·E[dwell | read]/60 + v_conv·P(conv | read)) − c_b·P(bounce)].
+        """
+        cfg, oc = self.config.behaviour, self.config.intent_oracle
+        interest = self.interest(user_ids, item_ids)
+        b = self.catalogue.true_clickbait32[item_ids]
+        q = self.catalogue.quality32[item_ids]
+        pc = bh.click_prob(
+            interest, self.users.susceptibility[user_ids, None], b, self.users.trust[user_ids, None], cfg
+        )
+        pb = bh.bounce_prob(b, q, cfg)
+        minutes = np.exp(bh.dwell_log_mean(interest, q, cfg) + np.float32(cfg.dwell_sd**2 / 2)) / np.float32(
+            60
+        )
+        pconv = bh.conversion_prob(interest, q, self.users.conversion_offset[user_ids, None], cfg)
+        read_value = np.float32(oc.minutes_weight) * minutes + np.float32(oc.conversion_value) * pconv
+        return pc * ((1 - pb) * read_value - np.float32(oc.bounce_cost) * pb)
