@@ -128,6 +128,12 @@ class RLAlignmentMethod(_Method):
     set_size: int = Field(100, ge=2, description="Items per sampled set (the actor's action space).")
     sets_per_step: int = Field(32, ge=1, description="Sampled sets per update.")
     actions_per_set: int = Field(8, ge=1, description="Items sampled from the actor's softmax per set.")
+    estimator: Literal["sampled", "all_actions"] = Field(
+        "all_actions",
+        description="Policy-gradient estimator: 'sampled' draws actions_per_set items from the actor, uses "
+        "the critic's advantage; 'all_actions' sums the advantage over every item of the set weighted by its "
+        "probability (lower variance; the critic is then only a baseline).",
+    )
     steps: int = Field(200, ge=1, description="Actor–critic updates.")
     lr: float = Field(1e-3, gt=0.0, description="Actor learning rate.")
     critic_lr: float = Field(1e-2, gt=0.0, description="Critic learning rate.")
@@ -136,7 +142,9 @@ class RLAlignmentMethod(_Method):
         0.05, gt=0.0, description="Bound on the mean KL(actor ‖ frozen) over sets (nats)."
     )
     kl_coef: float = Field(1.0, ge=0.0, description="Initial KL coefficient (adapted during training).")
-    kl_adapt: float = Field(1.5, gt=1.0, description="Factor the KL coefficient is multiplied/divided by.")
+    kl_rate: float = Field(
+        0.1, gt=0.0, le=1.0, description="Adaptation rate of the KL coefficient (proportional controller)."
+    )
     temperature: float = Field(1.0, gt=0.0, description="Softmax temperature over the set's ranking logits.")
     eval_sets: int = Field(64, ge=1, description="Fresh sets for the final KL / top-k check.")
     top_k: int = Field(20, ge=1, description="Top-k used to report mean c of the served items.")
