@@ -1,0 +1,122 @@
+"""Feature encoding: an event (or any) frame → the tensors the model reads, following the feature spec.
+
+Ids are hashed into each feature's bucket range with pandas' stable 64-bit hash (the same on every
+run and machine), so ids never seen in training still get an embedding row. Small integer features
+(position, slate index, hour) can be used directly. Everything is vectorised over rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from pandas.api import types as ptypes
+from torch import Tensor
+
+from intentrank.errors import DataError
+from intentrank.ranking.config import FeatureSpecConfig
+
+SECONDS_PER_DAY = 86_400.0
+
+
+def derive_event_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Add the derived event columns the default spec uses: ``hour`` (0..23 from ``ts``) and
+    ``item_age_h`` (hours between ``publish_ts`` and ``ts``, ≥ 0). Returns a new frame."""
+    out = df.copy(deep=False)
+    if "ts" in out.columns:
+        ts = out["ts"].to_numpy(dtype=np.float64)
+        if "hour" not in out.columns:
+            out["hour"] = (np.mod(ts, SECONDS_PER_DAY) // 3600.0).astype(np.int64)
+        if "publish_ts" in out.columns and "item_age_h" not in out.columns:
+            out["item_age_h"] = np.clip(ts - out["publish_ts"].to_numpy(dtype=np.float64), 0.0, None) / 3600.0
+    return out
+
+
+def hash_buckets(values: np.ndarray | pd.Series, buckets: int) -> np.ndarray:
+    """Stable hash of each value modulo ``buckets`` (int64)."""
+    arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
+    if arr.dtype.kind in "OUST" or not isinstance(arr.dtype, np.dtype):
+        arr = np.asarray(arr, dtype=object)
+    h = pd.util.hash_array(arr, categorize=True)
+    return (h % np.uint64(buckets)).astype(np.int64)
+
+
+class FeatureEncoder:
+    """Validates frames against a :class:`FeatureSpecConfig` and encodes them to tensors."""
+
+    def __init__(self, spec: FeatureSpecConfig) -> None:
+        self.spec = spec
+        self.cat_names = [f.name for f in spec.categorical]
+        self.dense_names = [f.name for f in spec.dense]
+
+    @property
+    def required_columns(self) -> list[str]:
+        """Source columns the spec reads."""
+        return [f.source for f in self.spec.categorical] + [f.source for f in self.spec.dense]
+
+    def validate(self, df: pd.DataFrame, what: str = "event frame") -> None:
+        """Raise :class:`DataError` on missing columns, wrong dtypes or NaN/inf in used columns."""
+        missing = [c for c in dict.fromkeys(self.required_columns) if c not in df.columns]
+        if missing:
+            raise DataError(f"{what}: missing columns required by the feature spec: {missing}")
+        for f in self.spec.categorical:
+            s = df[f.source]
+            if f.hashed:
+                ok = ptypes.is_integer_dtype(s) or ptypes.is_string_dtype(s) or ptypes.is_object_dtype(s)
+                ok = ok or isinstance(s.dtype, pd.CategoricalDtype) or ptypes.is_bool_dtype(s)
+                if not ok:
+                    raise DataError(
+                        f"{what}: column {f.source!r} (categorical feature {f.name!r}) must hold integer or "
+                        f"string ids, got dtype {s.dtype}"
+                    )
+            elif not (ptypes.is_integer_dtype(s) or ptypes.is_bool_dtype(s)):
+                raise DataError(
+                    f"{what}: column {f.source!r} (feature {f.name!r}) must be integer, got dtype {s.dtype}"
+                )
+            if s.isna().any():
+                raise DataError(f"{what}: column {f.source!r} (feature {f.name!r}) has missing values")
+        for f in self.spec.dense:
+            s = df[f.source]
+            if not (ptypes.is_numeric_dtype(s) or ptypes.is_bool_dtype(s)):
+                raise DataError(
+                    f"{what}: column {f.source!r} (dense feature {f.name!r}) must be numeric, "
+                    f"got dtype {s.dtype}"
+                )
+            v = s.to_numpy(dtype=np.float64)
+            if not np.isfinite(v).all():
+                raise DataError(
+                    f"{what}: column {f.source!r} (dense feature {f.name!r}) has NaN or inf values"
+                )
+
+    def encode_numpy(self, df: pd.DataFrame, validate: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(cat (N, F) int64 bucket ids, dense (N, D) float32)."""
+        if validate:
+            self.validate(df)
+        n = len(df)
+        cat = np.empty((n, len(self.spec.categorical)), dtype=np.int64)
+        for j, f in enumerate(self.spec.categorical):
+            if f.hashed:
+                cat[:, j] = hash_buckets(df[f.source], f.buckets)
+            else:
+                cat[:, j] = np.clip(df[f.source].to_numpy(dtype=np.int64), 0, f.buckets - 1)
+        dense = np.empty((n, len(self.spec.dense)), dtype=np.float32)
+        for j, f in enumerate(self.spec.dense):
+            v = df[f.source].to_numpy(dtype=np.float64)
+            if f.transform == "log1p":
+                v = np.log1p(np.clip(v, 0.0, None))
+            dense[:, j] = v * f.scale
+        return cat, dense
+
+    def encode(self, df: pd.DataFrame, validate: bool = True) -> dict[str, Tensor]:
+        """Packed ``"cat"``/``"dense"`` tensors plus a named view per feature."""
+        cat, dense = self.encode_numpy(df, validate)
+        return self.to_batch(torch.from_numpy(cat), torch.from_numpy(dense))
+
+    def to_batch(self, cat: Tensor, dense: Tensor) -> dict[str, Tensor]:
+        """Batch dict from packed tensors (named entries are column views, no copies)."""
+        batch: dict[str, Tensor] = {"cat": cat, "dense": dense}
+        for j, name in enumerate(self.cat_names):
+            batch[name] = cat[:, j]
+        for j, name in enumerate(self.dense_names):
+            batch[name] = dense[:, j]
+        return batch

@@ -1,0 +1,319 @@
+"""Training and evaluation of the multi-task ranker on logged events.
+
+``Trainer(config).fit(events)`` reads events (DuckDB store, Parquet, DataFrame or EventStore), builds
+labels and features, holds out a share of slates for validation, trains with early stopping (best
+weights restored) and returns the validation metrics. Calling ``fit`` again continues from the current
+weights (incremental training). Hooks for the mitigation methods:
+
+- ``extra_losses``: callables ``(outputs, batch) -> scalar`` added to the loss;
+- ``sample_weight_fn``: ``batch -> (B,)`` multiplying the per-row weights ``w``;
+- ``extra_modules``: modules trained alongside the model (e.g. an adversarial head on ``model.encode``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from intentrank.errors import DataError
+from intentrank.ranking import metrics as M
+from intentrank.ranking.checkpoint import load_checkpoint, save_checkpoint
+from intentrank.ranking.config import RankerConfig
+from intentrank.ranking.events import EventSource, load_events
+from intentrank.ranking.features import FeatureEncoder, hash_buckets
+from intentrank.ranking.formula import RankingFormula
+from intentrank.ranking.labels import make_labels
+from intentrank.ranking.losses import multitask_loss
+from intentrank.ranking.models.multitask import RANKER_TASKS, MultiTaskRanker
+
+ExtraLoss = Callable[[dict[str, Tensor], dict[str, Tensor]], Tensor]
+LABEL_KEYS = ("clicked", "long", "y_click", "y_dwell", "y_conversion", "w")
+
+
+@dataclass
+class EncodedEvents:
+    """Events as tensors: packed features, labels, and the slate id of each row."""
+
+    cat: Tensor
+    dense: Tensor
+    labels: dict[str, Tensor]
+    slate_id: np.ndarray
+
+    def __len__(self) -> int:
+        return self.cat.shape[0]
+
+    def subset(self, idx: np.ndarray) -> EncodedEvents:
+        """Rows ``idx``."""
+        t = torch.from_numpy(idx)
+        return EncodedEvents(
+            self.cat[t], self.dense[t], {k: v[t] for k, v in self.labels.items()}, self.slate_id[idx]
+        )
+
+
+class Trainer:
+    """Fit / evaluate / save / load the :class:`MultiTaskRanker` (scikit-learn-like)."""
+
+    def __init__(self, config: RankerConfig | None = None, model: MultiTaskRanker | None = None) -> None:
+        self.config = config or (model.config if model is not None else RankerConfig())
+        if self.config.train.threads:
+            torch.set_num_threads(self.config.train.threads)
+        if model is None:
+            torch.manual_seed(self.config.train.seed)
+            model = MultiTaskRanker(self.config)
+        self.model = model
+        self.encoder = FeatureEncoder(self.model.config.features)
+        self.formula = RankingFormula.from_config(self.config.formula)
+        self.history: list[dict[str, float]] = []
+        self._fitted = False
+
+    # -- data ----------------------------------------------------------------------------------
+    def prepare(
+        self, events: EventSource | EncodedEvents, items: pd.DataFrame | None = None
+    ) -> EncodedEvents:
+        """Load, validate and encode events (labels included)."""
+        if isinstance(events, EncodedEvents):
+            return events
+        df = load_events(events, items)
+        return self.encode_frame(df)
+
+    def encode_frame(self, df: pd.DataFrame) -> EncodedEvents:
+        """Encode an already joined event frame."""
+        if len(df) == 0:
+            raise DataError("event frame: the event set is empty")
+        labels = make_labels(df, self.config.labels)
+        cat, dense = self.encoder.encode_numpy(df)
+        slate = df["slate_id"].to_numpy() if "slate_id" in df.columns else np.zeros(len(df), np.int64)
+        return EncodedEvents(
+            torch.from_numpy(cat),
+            torch.from_numpy(dense),
+            {k: torch.from_numpy(v) for k, v in labels.items()},
+            slate,
+        )
+
+    def _batch(self, data: EncodedEvents, idx: Tensor | None = None) -> dict[str, Tensor]:
+        if idx is None:
+            b = self.encoder.to_batch(data.cat, data.dense)
+            b.update(data.labels)
+            return b
+        b = self.encoder.to_batch(data.cat[idx], data.dense[idx])
+        b.update({k: v[idx] for k, v in data.labels.items()})
+        return b
+
+    def split(self, data: EncodedEvents) -> tuple[EncodedEvents, EncodedEvents | None]:
+        """Hold out ``valid_fraction`` of slates (stable hash of slate_id, seeded)."""
+        frac = self.config.train.valid_fraction
+        if frac <= 0:
+            return data, None
+        h = hash_buckets(data.slate_id + np.int64(self.config.train.seed) * 1_000_003, 10_000)
+        va = h < round(frac * 10_000)
+        if va.all() or not va.any():
+            return data, None
+        return data.subset(np.flatnonzero(~va)), data.subset(np.flatnonzero(va))
+
+    # -- training ------------------------------------------------------------------------------
+    def _optimizers(self, extra_modules: Sequence[nn.Module]) -> list[torch.optim.Optimizer]:
+        t = self.config.train
+        sparse, dense = [], []
+        for name, p in self.model.named_parameters():
+            (sparse if name.startswith("embedding.") and self.model.embedding.table.sparse else dense).append(
+                p
+            )
+        for m in extra_modules:
+            dense += list(m.parameters())
+        opts: list[torch.optim.Optimizer] = [torch.optim.AdamW(dense, lr=t.lr, weight_decay=t.weight_decay)]
+        if sparse:
+            opts.append(torch.optim.SparseAdam(sparse, lr=t.lr))
+        return opts
+
+    def _init_heads(self, data: EncodedEvents) -> None:
+        clicked = data.labels["clicked"] > 0
+        if clicked.any():
+            with torch.no_grad():
+                self.model.towers.output_bias(RANKER_TASKS.index("dwell")).fill_(
+                    float(data.labels["y_dwell"][clicked].mean())
+                )
+
+    def loss(
+        self,
+        batch: dict[str, Tensor],
+        extra_losses: Sequence[ExtraLoss] = (),
+        sample_weight_fn: Callable[[dict[str, Tensor]], Tensor] | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Total loss of one batch (model in its current mode)."""
+        if sample_weight_fn is not None:
+            batch = {**batch, "w": batch["w"] * sample_weight_fn(batch)}
+        out = self.model(batch)
+        total, parts = multitask_loss(out, batch, self.config.labels.task_weights, self.model.esmm)
+        for fn in extra_losses:
+            total = total + fn(out, batch)
+        return total, parts
+
+    def fit(
+        self,
+        events: EventSource | EncodedEvents,
+        items: pd.DataFrame | None = None,
+        *,
+        valid: EventSource | EncodedEvents | None = None,
+        extra_losses: Sequence[ExtraLoss] = (),
+        sample_weight_fn: Callable[[dict[str, Tensor]], Tensor] | None = None,
+        extra_modules: Sequence[nn.Module] = (),
+    ) -> dict[str, Any]:
+        """Train; returns ``{"epochs", "best_epoch", "train_seconds", "valid": metrics}``."""
+        t = self.config.train
+        data = self.prepare(events, items)
+        if valid is not None:
+            train, va = data, self.prepare(valid, items)
+        else:
+            train, va = self.split(data)
+        if not self._fitted:
+            self._init_heads(train)
+        opts = self._optimizers(extra_modules)
+        gen = torch.Generator().manual_seed(t.seed + len(self.history))
+        best, best_state, best_extra, best_epoch, bad = math.inf, None, None, 0, 0
+        n = len(train)
+        steps = math.ceil(n / t.batch_size)
+        start = time.perf_counter()
+        epoch = 0
+        for epoch in range(1, t.epochs + 1):
+            self.model.train()
+            for m in extra_modules:
+                m.train()
+            perm = torch.randperm(n, generator=gen)
+            run_loss = 0.0
+            bar = tqdm(
+                range(steps), desc=f"train epoch {epoch}/{t.epochs}", disable=not t.progress, leave=False
+            )
+            for s in bar:
+                batch = self._batch(train, perm[s * t.batch_size : (s + 1) * t.batch_size])
+                total, _ = self.loss(batch, extra_losses, sample_weight_fn)
+                for o in opts:
+                    o.zero_grad(set_to_none=True)
+                total.backward()
+                for o in opts:
+                    o.step()
+                run_loss += float(total.detach())
+            rec = {"epoch": float(epoch), "train_loss": run_loss / steps}
+            if va is not None:
+                rec["valid_loss"] = self.validation_loss(va, extra_losses, sample_weight_fn)
+            self.history.append(rec)
+            monitor = rec.get("valid_loss", rec["train_loss"])
+            if monitor < best - 1e-6:
+                best, best_epoch, bad = monitor, epoch, 0
+                best_state = copy.deepcopy(self.model.state_dict())
+                best_extra = [copy.deepcopy(m.state_dict()) for m in extra_modules]
+            else:
+                bad += 1
+                if va is not None and bad > t.patience:
+                    break
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+            for m, s in zip(extra_modules, best_extra or [], strict=True):
+                m.load_state_dict(s)
+        self.model.eval()
+        self._fitted = True
+        result: dict[str, Any] = {
+            "epochs": epoch,
+            "best_epoch": best_epoch,
+            "train_seconds": round(time.perf_counter() - start, 2),
+            "n_train": n,
+            "n_valid": len(va) if va is not None else 0,
+        }
+        if va is not None:
+            result["valid"] = self.evaluate(va)
+        return result
+
+    @torch.no_grad()
+    def validation_loss(
+        self,
+        data: EncodedEvents,
+        extra_losses: Sequence[ExtraLoss] = (),
+        sample_weight_fn: Callable[[dict[str, Tensor]], Tensor] | None = None,
+    ) -> float:
+        """Mean loss over ``data`` in eval mode (what early stopping watches)."""
+        self.model.eval()
+        total, count = 0.0, 0
+        bs = max(self.config.train.batch_size, 8192)
+        for s in range(0, len(data), bs):
+            idx = torch.arange(s, min(s + bs, len(data)))
+            loss, _ = self.loss(self._batch(data, idx), extra_losses, sample_weight_fn)
+            total += float(loss) * len(idx)
+            count += len(idx)
+        return total / max(count, 1)
+
+    # -- prediction and evaluation --------------------------------------------------------------
+    @torch.no_grad()
+    def predict_encoded(self, data: EncodedEvents, batch_size: int = 16384) -> dict[str, np.ndarray]:
+        """p_click, time (s), p_conv (given click) and the formula score for every row."""
+        parts: dict[str, list[Tensor]] = {"p_click": [], "time": [], "p_conv": [], "dwell_log1p": []}
+        self.model.eval()
+        for s in range(0, len(data), batch_size):
+            b = self.encoder.to_batch(data.cat[s : s + batch_size], data.dense[s : s + batch_size])
+            out = self.model(b)
+            parts["p_click"].append(torch.sigmoid(out["click"]))
+            parts["p_conv"].append(torch.sigmoid(out["conversion"]))
+            parts["dwell_log1p"].append(out["dwell"])
+            parts["time"].append(torch.expm1(out["dwell"]).clamp(min=0.0))
+        res = {k: torch.cat(v).numpy().astype(np.float64) for k, v in parts.items()}
+        res["score"] = self.formula.score(res["p_click"], res["time"], res["p_conv"])
+        return res
+
+    def predict(self, events: EventSource, items: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Predictions for an event source (features only are needed, but labels are validated too)."""
+        return pd.DataFrame(self.predict_encoded(self.prepare(events, items)))
+
+    def evaluate(
+        self, events: EventSource | EncodedEvents, items: pd.DataFrame | None = None
+    ) -> dict[str, Any]:
+        """Per-task ROC-AUC and log-loss, dwell RMSE (log1p seconds, clicked rows), NDCG@k per slate."""
+        data = self.prepare(events, items)
+        pr = self.predict_encoded(data)
+        lab = {k: v.numpy().astype(np.float64) for k, v in data.labels.items()}
+        clicked = lab["clicked"] > 0
+        p_ctcvr = pr["p_click"] * pr["p_conv"]
+        rel = lab["clicked"] + lab["long"] + lab["y_conversion"]
+        k = self.config.ndcg_k
+        return {
+            "n_events": len(data),
+            "n_clicks": int(clicked.sum()),
+            "click": {
+                "auc": M.auc(lab["y_click"], pr["p_click"]),
+                "logloss": M.logloss(lab["y_click"], pr["p_click"]),
+            },
+            "conversion_given_click": {
+                "auc": M.auc(lab["y_conversion"][clicked], pr["p_conv"][clicked]),
+                "logloss": M.logloss(lab["y_conversion"][clicked], pr["p_conv"][clicked]),
+            },
+            "ctcvr": {
+                "auc": M.auc(lab["y_conversion"], p_ctcvr),
+                "logloss": M.logloss(lab["y_conversion"], p_ctcvr),
+            },
+            "dwell": {
+                "rmse_log1p": M.rmse(lab["y_dwell"][clicked], pr["dwell_log1p"][clicked]),
+                "auc_long_click": M.auc(lab["long"][clicked], pr["dwell_log1p"][clicked]),
+            },
+            f"ndcg@{k}": M.ndcg_per_slate(data.slate_id, pr["score"], rel, k),
+        }
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, directory: str | Path, metrics: dict[str, Any] | None = None) -> Path:
+        """Checkpoint: weights + config + feature spec (+ metrics)."""
+        return save_checkpoint(directory, self.model, metrics)
+
+    @classmethod
+    def load(cls, directory: str | Path, config: RankerConfig | None = None) -> Trainer:
+        """A trainer around a saved model; refuses a checkpoint of another feature spec than ``config``'s."""
+        model = load_checkpoint(directory, config)
+        tr = cls(model.config, model=model)
+        tr._fitted = True
+        return tr
