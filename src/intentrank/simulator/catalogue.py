@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from intentrank.clickbait.categories import categorize
 from intentrank.errors import DataError, IntentRankError
 from intentrank.simulator.config import CatalogueConfig
-from intentrank.simulator.topics import TOPICS, assign_topics
+from intentrank.simulator.topics import TOPIC_KEYWORDS, TOPICS, assign_topics
 from intentrank.store.schema import ITEM_COLUMNS
 
 ScoreFn = Callable[[Sequence[str]], np.ndarray]
@@ -189,37 +189,57 @@ def cache_root(config: CatalogueConfig) -> Path:
     return Path(base) / "intentrank" / "catalogue"
 
 
-def score_titles_cached(
-    titles: Sequence[str], score_fn: ScoreFn, key: str | None, config: CatalogueConfig
+def _cached_column(
+    name: str, key: str | None, n: int, compute: Callable[[], np.ndarray], config: CatalogueConfig
 ) -> np.ndarray:
-    """Scores of ``titles`` by ``score_fn``, read from / written to the cache when ``key`` is given."""
-    path = None
-    if key is not None:
-        path = cache_root(config) / f"scores-{key}-{_titles_hash(titles)}.parquet"
-        if path.is_file():
-            try:
-                scores = pq.read_table(path).column("clickbait_score").to_numpy()
-                if scores.shape == (len(titles),):
-                    return scores.astype(np.float64)
-            except (OSError, pa.ArrowInvalid, KeyError):
-                pass  # a corrupt cache entry is rebuilt
-    scores = np.asarray(score_fn(titles), dtype=np.float64)
-    if scores.shape != (len(titles),) or not np.all(np.isfinite(scores)):
-        raise IntentRankError(
-            f"the clickbait scorer returned shape {scores.shape} or non-finite values "
-            f"for {len(titles)} titles"
-        )
-    if np.any((scores < 0) | (scores > 1)):
-        raise IntentRankError("the clickbait scorer returned scores outside [0, 1]")
+    """Column ``name`` (n values) read from the cache file for ``key``, or computed and cached."""
+    path = None if key is None else cache_root(config) / f"{name}-{key}.parquet"
+    if path is not None and path.is_file():
+        try:
+            col = pq.read_table(path).column(name).to_numpy()
+            if col.shape == (n,):
+                return col
+        except (OSError, pa.ArrowInvalid, KeyError):
+            pass  # a corrupt cache entry is rebuilt
+    col = compute()
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".tmp{os.getpid()}")
-            pq.write_table(pa.table({"clickbait_score": scores}), tmp)
+            pq.write_table(pa.table({name: col}), tmp)
             tmp.replace(path)  # atomic: readers never see a half-written cache file
         except OSError:
             pass  # caching is an optimisation; a read-only cache dir is fine
-    return scores
+    return col
+
+
+def score_titles_cached(
+    titles: Sequence[str], score_fn: ScoreFn, key: str | None, config: CatalogueConfig
+) -> np.ndarray:
+    """Scores of ``titles`` by ``score_fn``, read from / written to the cache when ``key`` is given."""
+
+    def compute() -> np.ndarray:
+        scores = np.asarray(score_fn(titles), dtype=np.float64)
+        if scores.shape != (len(titles),) or not np.all(np.isfinite(scores)):
+            raise IntentRankError(
+                f"the clickbait scorer returned shape {scores.shape} or non-finite values "
+                f"for {len(titles)} titles"
+            )
+        if np.any((scores < 0) | (scores > 1)):
+            raise IntentRankError("the clickbait scorer returned scores outside [0, 1]")
+        return scores
+
+    full_key = None if key is None else f"{key}-{_titles_hash(titles)}"
+    return _cached_column("clickbait_score", full_key, len(titles), compute, config).astype(np.float64)
+
+
+def topics_cached(titles: Sequence[str], config: CatalogueConfig) -> np.ndarray:
+    """Topic ids of ``titles`` (cached by the titles' and the lexicon's hash)."""
+    lexicon = hashlib.sha256(repr(TOPIC_KEYWORDS).encode()).hexdigest()[:12]
+    key = f"{lexicon}-{_titles_hash(titles)}"
+    return _cached_column("topic_id", key, len(titles), lambda: assign_topics(titles), config).astype(
+        np.int16
+    )
 
 
 # -- building ------------------------------------------------------------------------------------
@@ -268,10 +288,12 @@ def build_catalogue(
             raise DataError(f"headlines: missing column {col!r}")
     titles = df["title"].astype(str).tolist()
     if scorer is None:
-        from intentrank.clickbait import load_default_scorer
 
-        scorer_obj = load_default_scorer()
-        score_fn: ScoreFn = scorer_obj.score
+        def score_fn(t: Sequence[str]) -> np.ndarray:  # the model is loaded only on a cache miss
+            from intentrank.clickbait import load_default_scorer
+
+            return load_default_scorer().score(t)
+
         scorer_key = scorer_key or f"default-{default_scorer_key()}"
     else:
         score_fn = scorer.score if hasattr(scorer, "score") else scorer
@@ -281,7 +303,7 @@ def build_catalogue(
     dataset = df["dataset"].to_numpy()
     label = df["label"].to_numpy()
     b, quality = hidden_truth(dataset, label, df["truth_mean"].to_numpy(np.float64), cfg, rng)
-    topics = assign_topics(titles)
+    topics = topics_cached(titles, cfg)
 
     h = _stable_u64(titles)
     cls = np.where(dataset == "webis-17", "social", np.where(label == 1, "viral", "news"))

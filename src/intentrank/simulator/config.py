@@ -33,10 +33,10 @@ class CatalogueConfig(BaseModel):
     )
     quality_intercept: float = Field(0.8, description="Quality logit at true clickbait 0.")
     quality_clickbait_slope: float = Field(
-        3.0, ge=0, description="How much true clickbait lowers the quality logit (per unit of clickbait)."
+        2.5, ge=0, description="How much true clickbait lowers the quality logit (per unit of clickbait)."
     )
     quality_noise_sd: float = Field(
-        1.0,
+        1.2,
         ge=0,
         description="SD of the item's own quality logit noise (spread: some clickbait keeps readers).",
     )
@@ -81,8 +81,8 @@ class BehaviourConfig(BaseModel):
         3.5, ge=0, description="α_c: click logit per unit of susceptibility × true clickbait."
     )
     click_trust: float = Field(0.8, ge=0, description="α_τ: click logit per unit of (trust - 0.5).")
-    bounce_intercept: float = Field(-1.0, description="β0: bounce logit intercept.")
-    bounce_clickbait: float = Field(3.0, ge=0, description="β_b: bounce logit per unit of true clickbait.")
+    bounce_intercept: float = Field(-1.5, description="β0: bounce logit intercept.")
+    bounce_clickbait: float = Field(2.5, ge=0, description="β_b: bounce logit per unit of true clickbait.")
     bounce_quality: float = Field(2.5, ge=0, description="β_q: bounce logit decrease per unit of quality.")
     bounce_dwell_max_s: float = Field(
         8.0, gt=1, description="A bounce dwells uniformly in [1, this] seconds."
@@ -100,7 +100,7 @@ class BehaviourConfig(BaseModel):
     conversion_quality_interest: float = Field(
         3.0, ge=0, description="γ_qI: conversion logit per unit of quality × interest."
     )
-    trust_bounce_loss: float = Field(0.04, ge=0, le=1, description="ρ_b: trust lost per bounce.")
+    trust_bounce_loss: float = Field(0.025, ge=0, le=1, description="ρ_b: trust lost per bounce.")
     trust_satisfied_gain: float = Field(
         0.015, ge=0, le=1, description="ρ_s: trust gained per satisfying read."
     )

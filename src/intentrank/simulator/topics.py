@@ -9,11 +9,12 @@ with a keyword ending in ``*`` matching any word with that prefix.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 TOPIC_KEYWORDS: dict[str, tuple[str, ...]] = {
     "politics": (
@@ -288,6 +289,8 @@ _TOKEN_PATTERN = r"(?u)\b[a-z0-9]+\b"
 
 def _keyword_matrix(vocabulary: dict[str, int]) -> sparse.csr_matrix:
     """(vocabulary × topics) 0/1 matrix: which topic each vocabulary word is a keyword of."""
+    from scipy import sparse
+
     unigrams = np.array(sorted(t for t in vocabulary if " " not in t))
     rows, cols = [], []
     for tid, words in enumerate(TOPIC_KEYWORDS.values(), start=1):
@@ -315,6 +318,10 @@ def assign_topics(titles: Sequence[str], min_similarity: float = 0.05) -> np.nda
     """
     if len(titles) == 0:
         return np.zeros(0, dtype=np.int16)
+    from scipy import sparse  # heavy imports only when topics are not cached
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import normalize
+
     vec = TfidfVectorizer(
         lowercase=True,
         token_pattern=_TOKEN_PATTERN,
