@@ -30,6 +30,9 @@ def version() -> None:
 from intentrank.cli.config_cmd import config_app  # noqa: E402
 
 app.add_typer(config_app, name="config")
+from intentrank.cli.simulate import simulate_app  # noqa: E402
+
+app.add_typer(simulate_app, name="simulate")
 
 
 if __name__ == "__main__":  # pragma: no cover
