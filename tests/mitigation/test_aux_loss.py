@@ -69,9 +69,14 @@ def test_aux_loss_errors() -> None:
 
 
 def test_downweight() -> None:
-    fn = ClickbaitDownweight(strength=0.6, threshold=0.5)
+    fn = ClickbaitDownweight(strength=0.6, threshold=0.5, rows="all")
     w = fn({"clickbait_score": torch.tensor([0.0, 0.5, 0.75, 1.0])})
     torch.testing.assert_close(w, torch.tensor([1.0, 1.0, 0.7, 0.4]))
+    clicks = ClickbaitDownweight(strength=0.6, threshold=0.5)  # default: clicked rows only
+    batch = {"clickbait_score": torch.tensor([0.0, 0.75, 1.0, 1.0]), "y_click": torch.tensor([1.0, 1, 1, 0])}
+    torch.testing.assert_close(clicks(batch), torch.tensor([1.0, 0.7, 0.4, 1.0]))
+    with pytest.raises(DataError, match="y_click"):
+        clicks({"clickbait_score": torch.tensor([0.9])})
     with pytest.raises(ConfigError, match=r"downweight\.strength"):
         ClickbaitDownweight(strength=1.5)
     with pytest.raises(ConfigError, match=r"downweight\.threshold"):

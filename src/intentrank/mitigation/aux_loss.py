@@ -62,27 +62,41 @@ class AuxClickbaitLoss:
 class ClickbaitDownweight:
     """``sample_weight_fn`` for the trainer: row weight ``1 - strength·clip((c - t)/(1 - t), 0, 1)``.
 
-    Clean rows (c ≤ t) keep weight 1; a row with c = 1 gets ``1 - strength``.
+    Clean rows (c ≤ t) keep weight 1; a row with c = 1 gets ``1 - strength``. With ``rows="clicks"``
+    (default) only clicked rows (``batch["y_click"] > 0``) are down-weighted, which lowers the
+    learned p_click of clickbait; with ``rows="all"`` the item-level CTR estimate is unchanged (the
+    weights cancel) and only the items' pull on shared parameters shrinks.
     """
 
     def __init__(
-        self, strength: float = 0.5, threshold: float = 0.5, feature: str = "clickbait_score"
+        self,
+        strength: float = 0.5,
+        threshold: float = 0.5,
+        feature: str = "clickbait_score",
+        rows: str = "clicks",
     ) -> None:
         cfg = validate_method(
-            DownweightMethod, "downweight", strength=strength, threshold=threshold, feature=feature
+            DownweightMethod, "downweight", strength=strength, threshold=threshold, feature=feature, rows=rows
         )
         self.strength, self.threshold, self.feature = cfg.strength, cfg.threshold, cfg.feature
+        self.rows = cfg.rows
 
     @classmethod
     def from_config(cls, cfg: DownweightMethod) -> ClickbaitDownweight:
-        return cls(strength=cfg.strength, threshold=cfg.threshold, feature=cfg.feature)
+        return cls(strength=cfg.strength, threshold=cfg.threshold, feature=cfg.feature, rows=cfg.rows)
 
     def __call__(self, batch: dict[str, Tensor]) -> Tensor:
         if self.feature not in batch:
             raise DataError(f"downweight: batch has no '{self.feature}' feature (has {sorted(batch)})")
         c = batch[self.feature].reshape(-1).to(torch.float32)
         ramp = ((c - self.threshold) / (1.0 - self.threshold)).clamp(0.0, 1.0)
+        if self.rows == "clicks":
+            if "y_click" not in batch:
+                raise DataError(f"downweight: batch has no 'y_click' label (has {sorted(batch)})")
+            ramp = ramp * (batch["y_click"].reshape(-1) > 0)
         return 1.0 - self.strength * ramp
 
     def __repr__(self) -> str:
-        return f"ClickbaitDownweight(strength={self.strength}, threshold={self.threshold})"
+        return (
+            f"ClickbaitDownweight(strength={self.strength}, threshold={self.threshold}, rows={self.rows!r})"
+        )

@@ -67,12 +67,7 @@ class PlainFeatureMethod(_Method):
     """Baseline: c as a plain input feature of the main network (no debiasing; it lets the model use c)."""
 
     method: Literal["plain_feature"] = "plain_feature"
-    feature: str = Field(CLICKBAIT_FEATURE, description="Dense feature added to the ranker's inputs.")
-    zero_at_serving: bool = Field(
-        False,
-        description="Zero the feature at serving (a cruder cousin of the shallow tower); False = the paper's "
-        "baseline, which serves with the real c.",
-    )
+    feature: str = Field(CLICKBAIT_FEATURE, description="Dense feature fed to the ranker's main network.")
 
 
 class AdversarialMethod(_Method):
@@ -101,7 +96,9 @@ class AuxLossMethod(_Method):
 class DownweightMethod(_Method):
     """Variant of the auxiliary loss: down-weight training rows of clickbait items.
 
-    Row weight = 1 - strength · clip((c - threshold) / (1 - threshold), 0, 1).
+    Row weight = 1 - strength · clip((c - threshold) / (1 - threshold), 0, 1), applied to the clicked
+    rows (default: lowers the learned p_click of clickbait) or to all rows (only lessens clickbait
+    items' influence on shared parameters: per item, the weights cancel in the CTR estimate).
     """
 
     method: Literal["downweight"] = "downweight"
@@ -109,6 +106,9 @@ class DownweightMethod(_Method):
         0.5, ge=0.0, le=1.0, description="Weight cut for c = 1 (0 = off, 1 = drop the row)."
     )
     threshold: float = Field(0.5, ge=0.0, lt=1.0, description="c at which down-weighting starts.")
+    rows: Literal["clicks", "all"] = Field(
+        "clicks", description="Which rows of clickbait items to down-weight."
+    )
     feature: str = Field(CLICKBAIT_FEATURE, description="Batch key of c.")
 
 

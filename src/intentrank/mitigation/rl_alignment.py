@@ -191,7 +191,7 @@ class RLAligner:
         self.set_scorer = set_scorer
         self.click_scorer = click_scorer
         self.seed = seed
-        self.c = torch.as_tensor(sampler.clickbait, dtype=torch.float32)
+        self.c = torch.tensor(sampler.clickbait, dtype=torch.float32)
 
     # -- pieces ------------------------------------------------------------------------------------
     def _draw(self, n_sets: int, rng: np.random.Generator) -> tuple[Tensor, Tensor | None]:
@@ -243,7 +243,9 @@ class RLAligner:
             raise ConfigError("rl_alignment: the model has no trainable parameters")
         theta0 = [p.detach().clone() for p in params]
         critic = SetCritic()
-        opt = torch.optim.Adam(params, lr=cfg.lr)
+        opts: list[
+            torch.optim.Optimizer
+        ] = []  # built after the first backward (sparse grads need SparseAdam)
         copt = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr)
         beta = cfg.kl_coef
         target = 0.5 * cfg.kl_bound
@@ -275,9 +277,13 @@ class RLAligner:
             # divided by (1 + β): the gradient's scale stays put while β moves over orders of magnitude,
             # so Adam's running moments do not lock the actor after a high-β phase
             loss = (cfg.loss_weight * pg + beta * kl) / (1.0 + beta)
-            opt.zero_grad()
+            for o in opts:
+                o.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            if not opts:
+                opts = _optimizers(params, cfg.lr)
+            for o in opts:
+                o.step()
             kl_v = float(kl.detach())
             # proportional controller (Ziegler et al. 2019): smooth, so Adam is not whipsawed by β
             err = min(max(kl_v / target - 1.0, -0.2), 0.2)
@@ -325,6 +331,16 @@ class RLAligner:
             )
         model.train(was_training)
         return report
+
+
+def _optimizers(params: list[Tensor], lr: float) -> list[torch.optim.Optimizer]:
+    """Adam for dense gradients, SparseAdam for sparse ones (e.g. the ranker's sparse id embeddings)."""
+    sparse = [p for p in params if p.grad is not None and p.grad.is_sparse]
+    dense = [p for p in params if not (p.grad is not None and p.grad.is_sparse)]
+    opts: list[torch.optim.Optimizer] = [torch.optim.Adam(dense, lr=lr)] if dense else []
+    if sparse:
+        opts.append(torch.optim.SparseAdam(sparse, lr=lr))
+    return opts
 
 
 def _interpolate(params: list[Tensor], theta0: list[Tensor], theta1: list[Tensor], alpha: float) -> None:

@@ -1,0 +1,253 @@
+"""Apply a :class:`MitigationConfig` to the ranking stack: the one place the methods meet.
+
+A configured mitigation touches up to four stages, and composes by stage:
+
+=================  ==============================================  =====================================
+stage              what                                            methods
+=================  ==============================================  =====================================
+ranker config      which features the model reads, shallow tower   ``plain_feature``, ``shallow_tower``
+trainer hooks      ``extra_losses``, ``sample_weight_fn``,         ``aux_loss``, ``downweight``,
+                   ``extra_modules``                               ``adversarial``
+alignment          post-training actor–critic update               ``rl_alignment``
+serving            score post-processors / policy wrapper          ``heuristic``
+=================  ==============================================  =====================================
+
+Typical use::
+
+    plan = MitigationPlan(cfg.mitigation)
+    trainer = Trainer(plan.ranker_config(cfg.ranker))
+    result = plan.fit(trainer, events, items)            # hooks + alignment
+    policy = RankerPolicy(trainer.model, ..., post_processors=plan.post_processors())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import ValidationError
+from torch import Tensor, nn
+
+from intentrank.errors import ConfigError, DataError
+from intentrank.mitigation.adversarial import AdversarialHead, build_adversarial
+from intentrank.mitigation.aux_loss import AuxClickbaitLoss, ClickbaitDownweight
+from intentrank.mitigation.config import (
+    AdversarialMethod,
+    AuxLossMethod,
+    DownweightMethod,
+    HeuristicMethod,
+    MitigationConfig,
+    PlainFeatureMethod,
+    RLAlignmentMethod,
+    ShallowTowerMethod,
+)
+from intentrank.mitigation.heuristic import HeuristicPenalty
+from intentrank.mitigation.ranker_adapter import CONTEXT_COLUMNS, RankerSetScorer
+from intentrank.mitigation.rl_alignment import AlignmentReport, ItemSetSampler, RLAligner
+from intentrank.mitigation.validation import describe_validation_error
+from intentrank.ranking.config import DenseFeature, RankerConfig, ShallowTowerConfig
+from intentrank.ranking.events import EventSource, load_events
+from intentrank.ranking.features import FeatureEncoder
+from intentrank.ranking.formula import RankingFormula
+
+
+@dataclass
+class TrainerHooks:
+    """Keyword arguments for ``Trainer.fit`` (``**hooks.as_kwargs()``)."""
+
+    extra_losses: list[Callable[[dict[str, Tensor], dict[str, Tensor]], Tensor]] = field(default_factory=list)
+    sample_weight_fn: Callable[[dict[str, Tensor]], Tensor] | None = None
+    extra_modules: list[nn.Module] = field(default_factory=list)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {
+            "extra_losses": list(self.extra_losses),
+            "sample_weight_fn": self.sample_weight_fn,
+            "extra_modules": list(self.extra_modules),
+        }
+
+
+def parse_mitigation(data: MitigationConfig | dict[str, Any] | Sequence[Any] | None) -> MitigationConfig:
+    """A MitigationConfig from a config object, a mapping, a list of method entries or None (= none).
+
+    A list may hold method names (``["shallow_tower", "heuristic"]``, defaults) or mappings.
+    Bad values raise :class:`ConfigError` naming the field.
+    """
+    if isinstance(data, MitigationConfig):
+        return data
+    if data is None:
+        return MitigationConfig()
+    if isinstance(data, dict):
+        payload = data
+    else:
+        payload = {"methods": [{"method": m} if isinstance(m, str) else m for m in data]}
+    try:
+        return MitigationConfig.model_validate(payload)
+    except ValidationError as err:
+        raise ConfigError(describe_validation_error(err, "mitigation")) from None
+
+
+class MitigationPlan:
+    """What a MitigationConfig does to the ranker config, the trainer, the model and serving."""
+
+    def __init__(self, config: MitigationConfig | dict[str, Any] | Sequence[Any] | None = None) -> None:
+        self.config = parse_mitigation(config)
+        self.alignment_report: AlignmentReport | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return self.config.names()
+
+    def _get(self, cls: type) -> Any:
+        return next((m for m in self.config.methods if isinstance(m, cls)), None)
+
+    # -- stage 1: the ranker config ------------------------------------------------------------------
+    def ranker_config(self, base: RankerConfig | None = None) -> RankerConfig:
+        """``base`` with the features and shallow tower the methods need (a new object)."""
+        base = base or RankerConfig()
+        dense = [f.model_copy() for f in base.features.dense]
+
+        def ensure(name: str, to_main: bool | None) -> None:
+            for i, f in enumerate(dense):
+                if f.name == name:
+                    if to_main is not None and f.to_main != to_main:
+                        dense[i] = f.model_copy(update={"to_main": to_main})
+                    return
+            dense.append(DenseFeature(name=name, to_main=bool(to_main)))
+
+        tower = self._get(ShallowTowerMethod)
+        plain = self._get(PlainFeatureMethod)
+        for m in (self._get(AuxLossMethod), self._get(DownweightMethod), self._get(AdversarialMethod)):
+            if m is not None:
+                ensure(m.feature, None)  # present in the batch; main-network use unchanged
+        if plain is not None:
+            ensure(plain.feature, True)
+        update: dict[str, Any] = {}
+        if tower is not None:
+            for name in tower.features:
+                ensure(name, False)  # the tower alone sees c, so zeroing it at serving removes its effect
+            update["shallow_tower"] = ShallowTowerConfig(
+                features=list(tower.features), hidden=tower.hidden, dropout=tower.dropout
+            )
+        features = base.features.model_copy(update={"dense": dense})
+        data = base.model_dump()
+        data["features"] = features.model_dump()
+        if "shallow_tower" in update:
+            data["shallow_tower"] = update["shallow_tower"].model_dump()
+        try:
+            return RankerConfig.model_validate(data)
+        except ValidationError as err:
+            raise ConfigError(describe_validation_error(err, "ranker")) from None
+
+    # -- stage 2: trainer hooks ----------------------------------------------------------------------
+    def trainer_hooks(self, model: nn.Module) -> TrainerHooks:
+        """Losses, row weights and extra modules for ``Trainer.fit`` of ``model``."""
+        hooks = TrainerHooks()
+        aux = self._get(AuxLossMethod)
+        if aux is not None:
+            hooks.extra_losses.append(AuxClickbaitLoss.from_config(aux))
+        dw = self._get(DownweightMethod)
+        if dw is not None:
+            hooks.sample_weight_fn = ClickbaitDownweight.from_config(dw)
+        adv = self._get(AdversarialMethod)
+        if adv is not None:
+            head, loss = build_adversarial(model, adv, in_dim=encoder_width(model))
+            hooks.extra_modules.append(head)
+            hooks.extra_losses.append(loss)
+        return hooks
+
+    # -- stage 3: alignment --------------------------------------------------------------------------
+    def align(
+        self,
+        model: nn.Module,
+        items: pd.DataFrame,
+        contexts: pd.DataFrame,
+        formula: RankingFormula | None = None,
+        popularity: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> AlignmentReport | None:
+        """RL-align ``model`` in place (no-op without ``rl_alignment``); items = the catalogue,
+        contexts = logged (user_id, ts, slate_index) rows to rank sets for."""
+        rl = self._get(RLAlignmentMethod)
+        if rl is None:
+            return None
+        config = getattr(model, "config", None)
+        if not isinstance(config, RankerConfig):
+            raise ConfigError("rl_alignment: the model has no RankerConfig (use RLAligner for other actors)")
+        formula = formula or RankingFormula.from_config(config.formula)
+        scorer = RankerSetScorer(items, contexts, FeatureEncoder(config.features), formula)
+        c = items["clickbait_score"].to_numpy(np.float64)
+        sampler = ItemSetSampler(
+            c, strategy=rl.sampling, popularity=popularity, power=rl.sampling_power,
+            contexts=np.arange(scorer.n_contexts),
+        )  # fmt: skip
+        aligner = RLAligner(sampler, rl, set_scorer=scorer, click_scorer=scorer.click_logits, seed=seed)
+        self.alignment_report = aligner.align(model)
+        return self.alignment_report
+
+    # -- stage 4: serving ----------------------------------------------------------------------------
+    def post_processors(self) -> list[HeuristicPenalty]:
+        """Score post-processors ``(scores, clickbait) -> scores`` (for ``RankerPolicy``)."""
+        h = self._get(HeuristicMethod)
+        return [] if h is None else [HeuristicPenalty.from_config(h)]
+
+    def wrap_policy(self, policy: Any) -> Any:
+        """Any simulator policy with the heuristic applied (unchanged without ``heuristic``)."""
+        from intentrank.mitigation.policies import PenalizedPolicy
+
+        h = self._get(HeuristicMethod)
+        return policy if h is None else PenalizedPolicy(policy, HeuristicPenalty.from_config(h))
+
+    # -- all training-side stages at once ------------------------------------------------------------
+    def fit(
+        self,
+        trainer: Any,
+        events: EventSource,
+        items: pd.DataFrame | None = None,
+        popularity: np.ndarray | None = None,
+        **fit_kwargs: Any,
+    ) -> dict[str, Any]:
+        """``trainer.fit`` with the hooks, then the alignment step; returns the fit result (+
+        ``"alignment"``). ``items`` (the catalogue, item_id 0..n-1) is needed for ``rl_alignment``."""
+        hooks = self.trainer_hooks(trainer.model)
+        result = trainer.fit(events, items, **fit_kwargs, **hooks.as_kwargs())
+        if self._get(RLAlignmentMethod) is not None:
+            if items is None:
+                raise DataError("rl_alignment needs the item catalogue (items=...)")
+            df = load_events(events, items) if not isinstance(events, pd.DataFrame) else events
+            contexts = df[list(CONTEXT_COLUMNS)].drop_duplicates(
+                ["user_id", "slate_index"], ignore_index=True
+            )
+            pop = popularity
+            if pop is None and self._get(RLAlignmentMethod).sampling == "popularity":
+                pop = np.bincount(df["item_id"].to_numpy(np.int64), minlength=len(items)).astype(np.float64)
+            rep = self.align(
+                trainer.model, items, contexts, trainer.formula, pop, seed=trainer.config.train.seed
+            )
+            result["alignment"] = rep.as_dict() if rep is not None else None
+        trainer.model.eval()
+        return result
+
+
+def encoder_width(model: nn.Module) -> int:
+    """Width of ``model.encode`` (probed on one all-zero row of the model's feature spec)."""
+    config = getattr(model, "config", None)
+    if not isinstance(config, RankerConfig):
+        raise ConfigError("adversarial: cannot infer the representation width; pass in_dim")
+    spec = config.features
+    batch = FeatureEncoder(spec).to_batch(
+        torch.zeros(1, len(spec.categorical), dtype=torch.long), torch.zeros(1, len(spec.dense))
+    )
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        width = int(model.encode(batch).shape[-1])  # type: ignore[operator]
+    model.train(was)
+    return width
+
+
+__all__ = ["AdversarialHead", "MitigationPlan", "TrainerHooks", "encoder_width", "parse_mitigation"]
