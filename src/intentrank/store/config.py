@@ -16,12 +16,6 @@ class StoreConfig(BaseModel):
     path: str = Field(
         "events.duckdb",
         min_length=1,
-        description="Event store location: a DuckDB file, or a Parquet file/directory when it ends in "
-        "'.parquet' (write-only export format used by `intentrank simulate --out`).",
-    )
-    flush_rows: int = Field(
-        2_000_000,
-        ge=1_000,
-        description="Producers hand events to the store in batches of about this many rows "
-        "(one committed transaction per batch; bounds the producer's memory).",
+        description="The DuckDB event store file (append-only impressions + items). "
+        "Export/import Parquet with EventStore.export_parquet / import_parquet.",
     )
