@@ -17,7 +17,7 @@ from intentrank.ranking.census_benchmark import run_census_benchmark
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rows", type=int, default=None, help="subsample the file (default: all rows)")

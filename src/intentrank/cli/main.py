@@ -33,6 +33,10 @@ app.add_typer(config_app, name="config")
 from intentrank.cli.simulate import simulate_app  # noqa: E402
 
 app.add_typer(simulate_app, name="simulate")
+from intentrank.cli.train import evaluate, train  # noqa: E402
+
+app.command("train")(train)
+app.command("evaluate")(evaluate)
 
 
 if __name__ == "__main__":  # pragma: no cover

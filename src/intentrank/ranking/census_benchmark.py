@@ -124,14 +124,14 @@ def _predict(net: MultiTaskNet, batch: dict[str, torch.Tensor], bs: int = 8192) 
 
 def run_census_benchmark(
     n_rows: int | None = None,
-    epochs: int = 30,
+    epochs: int = 25,
     batch_size: int = 512,
     lr: float = 1e-3,
     seed: int = 0,
     model: ModelConfig | None = None,
-    patience: int = 4,
+    patience: int = 5,
     progress: bool = True,
-    embedding_dim: int = 8,
+    embedding_dim: int = 16,
     weight_decay: float = 0.0,
 ) -> CensusResult:
     """Train MMoE (default) on the fixed training half, report test AUCs next to logistic regression."""
@@ -152,7 +152,7 @@ def run_census_benchmark(
     cat_t, dense_t = torch.from_numpy(cat), torch.from_numpy(dense)
     y = torch.from_numpy(labels[list(TASKS)].to_numpy(dtype=np.float32))
     model = model or ModelConfig(
-        backbone="mmoe", mmoe={"experts": 8, "expert_hidden": [128, 64]}, tower_hidden=[32], dropout=0.1
+        backbone="mmoe", mmoe={"experts": 8, "expert_hidden": [256, 128]}, tower_hidden=[64], dropout=0.3
     )
     net = MultiTaskNet(spec, model, TASKS)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)

@@ -124,6 +124,9 @@ class ModelConfig(_Section):
         default_factory=lambda: [32], description="Hidden sizes of each task tower."
     )
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    batch_norm: bool = Field(
+        False, description="BatchNorm after each hidden layer of the MLPs, experts and towers."
+    )
     esmm: bool = Field(
         True,
         description="ESMM: train pCTCVR = pCTR·pCVR over all impressions instead of pCVR on clicks only.",

@@ -11,13 +11,18 @@ from torch import Tensor, nn
 
 
 class MLP(nn.Sequential):
-    """Linear → ReLU → Dropout blocks; ``out_dim`` is the last hidden size (no output layer)."""
+    """Linear → (BatchNorm) → ReLU → Dropout blocks; ``out_dim`` is the last hidden size (no output layer)."""
 
-    def __init__(self, in_dim: int, hidden: Sequence[int], dropout: float = 0.0) -> None:
+    def __init__(
+        self, in_dim: int, hidden: Sequence[int], dropout: float = 0.0, batch_norm: bool = False
+    ) -> None:
         layers: list[nn.Module] = []
         d = in_dim
         for h in hidden:
-            layers += [nn.Linear(d, h), nn.ReLU()]
+            layers.append(nn.Linear(d, h))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(h))
+            layers.append(nn.ReLU())
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             d = h
@@ -30,10 +35,18 @@ class BatchedMLP(nn.Module):
 
     Input (B, in) shared by all (the first layer is one matmul against the n weight matrices side by
     side) or (n, B, in) one input each; output (n, B, out). ``out_dim`` = last entry of ``sizes``.
+    With ``batch_norm``, every activated layer is batch-normalised per MLP and channel (one
+    ``BatchNorm1d`` over the n·out channels).
     """
 
     def __init__(
-        self, n: int, in_dim: int, sizes: Sequence[int], dropout: float = 0.0, last_activation: bool = True
+        self,
+        n: int,
+        in_dim: int,
+        sizes: Sequence[int],
+        dropout: float = 0.0,
+        last_activation: bool = True,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         if not sizes:
@@ -48,6 +61,8 @@ class BatchedMLP(nn.Module):
             self.biases.append(nn.Parameter(torch.empty(n, 1, b).uniform_(-bound, bound)))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.out_dim = dims[-1]
+        n_act = len(sizes) if last_activation else len(sizes) - 1
+        self.norms = nn.ModuleList(nn.BatchNorm1d(n * sizes[i]) for i in range(n_act)) if batch_norm else None
 
     def forward(self, x: Tensor) -> Tensor:
         n = self.n
@@ -60,5 +75,8 @@ class BatchedMLP(nn.Module):
             else:
                 x = torch.baddbmm(b, x, w)
             if i < last or self.last_activation:
+                if self.norms is not None:
+                    B, out = x.shape[1], x.shape[2]
+                    x = self.norms[i](x.transpose(0, 1).reshape(B, n * out)).view(B, n, out).transpose(0, 1)
                 x = self.dropout(torch.relu(x))
         return x

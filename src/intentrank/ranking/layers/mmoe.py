@@ -18,11 +18,17 @@ class MMoE(nn.Module):
     """Input (B, d) → per-task mixtures (T, B, h); ``expert_outputs`` gives (B, E, h)."""
 
     def __init__(
-        self, in_dim: int, experts: int, expert_hidden: Sequence[int], tasks: int, dropout: float = 0.0
+        self,
+        in_dim: int,
+        experts: int,
+        expert_hidden: Sequence[int],
+        tasks: int,
+        dropout: float = 0.0,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         self.n_experts, self.n_tasks = experts, tasks
-        self.experts = BatchedMLP(experts, in_dim, expert_hidden, dropout)
+        self.experts = BatchedMLP(experts, in_dim, expert_hidden, dropout, batch_norm=batch_norm)
         self.gates = nn.Linear(in_dim, tasks * experts)
         self.out_dim = self.experts.out_dim
 

@@ -12,9 +12,11 @@ from intentrank.ranking.layers.mlp import BatchedMLP
 class TaskTowers(nn.Module):
     """``n`` task towers evaluated together: input (B, d) shared or (n, B, d); output (n, B) logits."""
 
-    def __init__(self, n: int, in_dim: int, hidden: Sequence[int], dropout: float = 0.0) -> None:
+    def __init__(
+        self, n: int, in_dim: int, hidden: Sequence[int], dropout: float = 0.0, batch_norm: bool = False
+    ) -> None:
         super().__init__()
-        self.net = BatchedMLP(n, in_dim, [*hidden, 1], dropout, last_activation=False)
+        self.net = BatchedMLP(n, in_dim, [*hidden, 1], dropout, last_activation=False, batch_norm=batch_norm)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x).squeeze(-1)

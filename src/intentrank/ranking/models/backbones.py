@@ -34,7 +34,7 @@ class DCNStacked(Backbone):
         super().__init__()
         c = cfg.cross
         self.cross = CrossNetwork(in_dim, c.layers, c.kind, c.rank, c.experts, c.activation)
-        self.deep = MLP(in_dim, cfg.mlp_hidden, cfg.dropout)
+        self.deep = MLP(in_dim, cfg.mlp_hidden, cfg.dropout, cfg.batch_norm)
         self.out_dim = self.deep.out_dim
 
     def forward(self, x0: Tensor) -> Tensor:
@@ -48,7 +48,7 @@ class DCNParallel(Backbone):
         super().__init__()
         c = cfg.cross
         self.cross = CrossNetwork(in_dim, c.layers, c.kind, c.rank, c.experts, c.activation)
-        self.deep = MLP(in_dim, cfg.mlp_hidden, cfg.dropout)
+        self.deep = MLP(in_dim, cfg.mlp_hidden, cfg.dropout, cfg.batch_norm)
         self.out_dim = in_dim + self.deep.out_dim
 
     def forward(self, x0: Tensor) -> Tensor:
@@ -62,7 +62,7 @@ class MMoEBackbone(Backbone):
 
     def __init__(self, in_dim: int, cfg: ModelConfig, tasks: int) -> None:
         super().__init__()
-        self.mmoe = MMoE(in_dim, cfg.mmoe.experts, cfg.mmoe.expert_hidden, tasks, cfg.dropout)
+        self.mmoe = MMoE(in_dim, cfg.mmoe.experts, cfg.mmoe.expert_hidden, tasks, cfg.dropout, cfg.batch_norm)
         self.out_dim = self.mmoe.out_dim
 
     def forward(self, x0: Tensor) -> Tensor:

@@ -55,7 +55,9 @@ class MultiTaskNet(nn.Module):
         )
         in_dim = (self.embedding.out_dim if self.embedding is not None else 0) + len(main)
         self.backbone = build_backbone(in_dim, model, len(self.tasks))
-        self.towers = TaskTowers(len(self.tasks), self.backbone.out_dim, model.tower_hidden, model.dropout)
+        self.towers = TaskTowers(
+            len(self.tasks), self.backbone.out_dim, model.tower_hidden, model.dropout, model.batch_norm
+        )
         self.shallow: ShallowTower | None = None
         if shallow_tower is not None:
             idx = [self.dense_names.index(n) for n in shallow_tower.features]

@@ -1,0 +1,52 @@
+"""``intentrank train`` and ``intentrank evaluate``: fit the multi-task ranker on logged events, score it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from intentrank.cli.common import user_errors
+
+
+def _print(obj: object) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=float))
+
+
+@user_errors
+def train(
+    events: Annotated[Path, typer.Option(help="DuckDB event store, Parquet file or export directory.")],
+    out: Annotated[Path, typer.Option(help="Model directory to write (weights, config, feature spec).")],
+    config: Annotated[Path | None, typer.Option(help="intentrank config file (YAML/JSON).")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Override ranker.train.epochs.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the model already in --out.")] = False,
+) -> None:
+    """Train the ranker on EVENTS and save it to OUT; prints the validation metrics as JSON."""
+    from intentrank.config import load_config
+    from intentrank.ranking.trainer import Trainer
+
+    overrides = {"ranker": {"train": {"epochs": epochs}}} if epochs else None
+    cfg = load_config(config, overrides).ranker
+    trainer = Trainer.load(out, cfg) if resume else Trainer(cfg)
+    result = trainer.fit(events)
+    trainer.save(out, result)
+    _print(result | {"model_dir": str(out)})
+
+
+@user_errors
+def evaluate(
+    model: Annotated[Path, typer.Option(help="Model directory written by `intentrank train`.")],
+    events: Annotated[Path, typer.Option(help="DuckDB event store, Parquet file or export directory.")],
+    config: Annotated[
+        Path | None, typer.Option(help="Config whose feature spec must match the model's.")
+    ] = None,
+) -> None:
+    """Evaluate a saved ranker on EVENTS: per-task AUC / log-loss, dwell RMSE, NDCG@20 (JSON)."""
+    from intentrank.config import load_config
+    from intentrank.ranking.trainer import Trainer
+
+    cfg = load_config(config).ranker if config is not None else None
+    trainer = Trainer.load(model, cfg)
+    _print(trainer.evaluate(events))

@@ -1,0 +1,114 @@
+"""The trained ranker as a simulator/feed policy: score candidates with the multi-task model and the formula.
+
+For each (user, candidate) pair the policy builds a feature row (request context + the item's public
+catalogue columns), runs the model in eval mode (so a shallow tower's inputs are zeroed) and ranks by
+``formula.score(p_click, time, p_conv)``; ``post_processors`` then adjust the (B, K) scores given the
+candidates' clickbait scores (heuristic post-processing plugs in here). Candidates are scored as if
+shown at ``position`` (default 0), the usual way to remove position bias at serving time.
+Registered with the simulator as policy ``"ranker"`` (``get_policy("ranker", model_dir=...)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from intentrank.ranking.checkpoint import load_checkpoint
+from intentrank.ranking.config import FeatureSpecConfig
+from intentrank.ranking.features import FeatureEncoder, derive_event_columns
+from intentrank.ranking.formula import RankingFormula
+from intentrank.ranking.models.multitask import MultiTaskRanker
+from intentrank.simulator.policies import Policy, SlateRequest, register_policy
+
+if TYPE_CHECKING:
+    from intentrank.simulator.catalogue import Catalogue
+
+PostProcessor = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class RankerPolicy(Policy):
+    """Ranks candidates by the multi-task model's outputs combined with a :class:`RankingFormula`."""
+
+    stochastic = False
+
+    def __init__(
+        self,
+        model: MultiTaskRanker,
+        features: FeatureEncoder | FeatureSpecConfig | None = None,
+        formula: RankingFormula | None = None,
+        post_processors: Sequence[PostProcessor] = (),
+        name: str | None = None,
+        position: int = 0,
+        batch_rows: int = 65_536,
+    ) -> None:
+        self.model = model.eval()
+        spec = features.spec if isinstance(features, FeatureEncoder) else features
+        self.encoder = FeatureEncoder(spec or model.config.features)
+        self.formula = formula or RankingFormula.from_config(model.config.formula)
+        self.post_processors = tuple(post_processors)
+        f = self.formula
+        self.name = name or f"ranker(a={f.a:g},b={f.b:g},g={f.g:g})"
+        self.position = position
+        self.batch_rows = batch_rows
+
+    @classmethod
+    def from_checkpoint(cls, model_dir: str | Path, **kwargs: Any) -> RankerPolicy:
+        """A policy around a saved model (see :func:`load_checkpoint`)."""
+        return cls(load_checkpoint(model_dir), **kwargs)
+
+    def feature_frame(self, request: SlateRequest, catalogue: Catalogue) -> pd.DataFrame:
+        """One row per (user, candidate): request context + the item's public columns."""
+        B, K = request.candidates.shape
+        item = request.candidates.reshape(-1).astype(np.int64)
+        rows: dict[str, Any] = {
+            "user_id": np.repeat(np.asarray(request.user_ids, np.int64), K),
+            "item_id": item,
+            "slate_index": np.repeat(np.asarray(request.slate_index, np.int64), K),
+            "position": np.full(B * K, self.position, np.int64),
+            "ts": np.repeat(np.asarray(request.ts, np.float64), K),
+            "day": np.full(B * K, request.day, np.int64),
+        }
+        items = catalogue.items
+        for col in items.columns:
+            if col not in rows and col != "title":
+                rows[col] = items[col].to_numpy()[item]
+        return derive_event_columns(pd.DataFrame(rows))
+
+    @torch.no_grad()
+    def predict(self, request: SlateRequest, catalogue: Catalogue) -> dict[str, np.ndarray]:
+        """(B, K) arrays p_click, time, p_conv."""
+        B, K = request.candidates.shape
+        cat, dense = self.encoder.encode_numpy(self.feature_frame(request, catalogue))
+        cat_t, dense_t = torch.from_numpy(cat), torch.from_numpy(dense)
+        parts: dict[str, list[torch.Tensor]] = {"p_click": [], "time": [], "p_conv": []}
+        self.model.eval()
+        for s in range(0, B * K, self.batch_rows):
+            out = self.model.predict(
+                self.encoder.to_batch(cat_t[s : s + self.batch_rows], dense_t[s : s + self.batch_rows])
+            )
+            for k in parts:
+                parts[k].append(out[k])
+        return {k: torch.cat(v).numpy().astype(np.float64).reshape(B, K) for k, v in parts.items()}
+
+    def scores(self, request: SlateRequest, catalogue: Catalogue) -> np.ndarray:
+        p = self.predict(request, catalogue)
+        s = self.formula.score(p["p_click"], p["time"], p["p_conv"])
+        if self.post_processors:
+            cb = catalogue.clickbait_score[request.candidates]
+            for fn in self.post_processors:
+                s = np.asarray(fn(s, cb), dtype=np.float64)
+        return s
+
+
+def _factory(
+    model_dir: str, a: float = 1.0, b: float = 0.8, g: float = 0.0, name: str | None = None
+) -> RankerPolicy:
+    return RankerPolicy.from_checkpoint(model_dir, formula=RankingFormula(a, b, g), name=name)
+
+
+register_policy("ranker", _factory)
