@@ -115,3 +115,21 @@ def test_fused_embedding_offsets_keep_features_apart() -> None:
     w = emb.table.weight
     torch.testing.assert_close(out[1], torch.cat([w[2], w[3 + 4]]))
     assert not torch.equal(out[0, :2], out[0, 2:])
+
+
+def test_batched_mlp_batch_norm_equals_independent_batch_norm() -> None:
+    bm = BatchedMLP(2, 3, [4], batch_norm=True)
+    bm.train()
+    x = torch.randn(16, 3)
+    out = bm(x)
+    for i in range(2):
+        h = x @ bm.weights[0][i] + bm.biases[0][i]
+        bn = nn.functional.batch_norm(
+            h,
+            None,
+            None,
+            bm.norms[0].weight[i * 4 : (i + 1) * 4],
+            bm.norms[0].bias[i * 4 : (i + 1) * 4],
+            training=True,
+        )
+        torch.testing.assert_close(out[i], torch.relu(bn), rtol=1e-5, atol=1e-5)

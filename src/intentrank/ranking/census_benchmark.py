@@ -150,7 +150,7 @@ def run_census_benchmark(
     enc = FeatureEncoder(spec)
     cat, dense = enc.encode_numpy(df)
     cat_t, dense_t = torch.from_numpy(cat), torch.from_numpy(dense)
-    y = torch.from_numpy(labels[list(TASKS)].to_numpy(dtype=np.float32))
+    y = torch.from_numpy(labels[list(TASKS)].to_numpy(dtype=np.float32).copy())
     model = model or ModelConfig(
         backbone="mmoe", mmoe={"experts": 8, "expert_hidden": [256, 128]}, tower_hidden=[64], dropout=0.3
     )

@@ -55,6 +55,8 @@ class RankerPolicy(Policy):
         self.name = name or f"ranker(a={f.a:g},b={f.b:g},g={f.g:g})"
         self.position = position
         self.batch_rows = batch_rows
+        self._cache_key: int | None = None
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def from_checkpoint(cls, model_dir: str | Path, **kwargs: Any) -> RankerPolicy:
@@ -79,18 +81,89 @@ class RankerPolicy(Policy):
                 rows[col] = items[col].to_numpy()[item]
         return derive_event_columns(pd.DataFrame(rows))
 
+    def _item_table(self, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per-item encodings of the features read from item-only columns, computed once per catalogue.
+
+        Returns (cat column indices, cat codes (n_items, ·), dense column indices, dense values (n_items, ·)).
+        """
+        key = id(catalogue.items)
+        if self._cache_key == key and self._cache is not None:
+            return self._cache
+        spec = self.encoder.spec
+        item_cols = set(catalogue.items.columns) - {"item_id"}
+        ci = [j for j, f in enumerate(spec.categorical) if f.source in item_cols]
+        di = [j for j, f in enumerate(spec.dense) if f.source in item_cols]
+        items = catalogue.items
+        cat = np.empty((len(items), len(ci)), np.int64)
+        dense = np.empty((len(items), len(di)), np.float32)
+        if ci or di:
+            sub = FeatureEncoder(
+                FeatureSpecConfig.model_construct(
+                    categorical=[spec.categorical[j] for j in ci],
+                    dense=[spec.dense[j] for j in di],
+                    embedding_dim=spec.embedding_dim,
+                )
+            )
+            cat, dense = sub.encode_numpy(items)
+        self._cache_key, self._cache = key, (np.array(ci, np.int64), cat, np.array(di, np.int64), dense)
+        return self._cache
+
+    def encode_request(self, request: SlateRequest, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
+        """Packed (cat, dense) for every (user, candidate): item features gathered from the per-item cache,
+        the rest (user, context, item age) encoded per request."""
+        spec = self.encoder.spec
+        ci, icat, di, idense = self._item_table(catalogue)
+        B, K = request.candidates.shape
+        item = request.candidates.reshape(-1).astype(np.int64)
+        rest_c = [j for j in range(len(spec.categorical)) if j not in set(ci.tolist())]
+        rest_d = [j for j in range(len(spec.dense)) if j not in set(di.tolist())]
+        cat = np.empty((B * K, len(spec.categorical)), np.int64)
+        dense = np.empty((B * K, len(spec.dense)), np.float32)
+        if len(ci):
+            cat[:, ci] = icat[item]
+        if len(di):
+            dense[:, di] = idense[item]
+        if rest_c or rest_d:
+            cols: dict[str, Any] = {
+                "user_id": np.repeat(np.asarray(request.user_ids, np.int64), K),
+                "item_id": item,
+                "slate_index": np.repeat(np.asarray(request.slate_index, np.int64), K),
+                "position": np.full(B * K, self.position, np.int64),
+                "ts": np.repeat(np.asarray(request.ts, np.float64), K),
+                "day": np.full(B * K, request.day, np.int64),
+            }
+            needed = {spec.categorical[j].source for j in rest_c} | {spec.dense[j].source for j in rest_d}
+            if "item_age_h" in needed:
+                cols["publish_ts"] = catalogue.items["publish_ts"].to_numpy(np.float64)[item]
+            for col in needed - set(cols) - {"hour", "item_age_h"}:
+                if col in catalogue.items.columns:
+                    cols[col] = catalogue.items[col].to_numpy()[item]
+            frame = derive_event_columns(pd.DataFrame(cols))
+            sub = FeatureEncoder(
+                FeatureSpecConfig.model_construct(
+                    categorical=[spec.categorical[j] for j in rest_c],
+                    dense=[spec.dense[j] for j in rest_d],
+                    embedding_dim=spec.embedding_dim,
+                )
+            )
+            rc, rd = sub.encode_numpy(frame)
+            if rest_c:
+                cat[:, rest_c] = rc
+            if rest_d:
+                dense[:, rest_d] = rd
+        return cat, dense
+
     @torch.no_grad()
     def predict(self, request: SlateRequest, catalogue: Catalogue) -> dict[str, np.ndarray]:
         """(B, K) arrays p_click, time, p_conv."""
         B, K = request.candidates.shape
-        cat, dense = self.encoder.encode_numpy(self.feature_frame(request, catalogue))
+        cat, dense = self.encode_request(request, catalogue)
         cat_t, dense_t = torch.from_numpy(cat), torch.from_numpy(dense)
         parts: dict[str, list[torch.Tensor]] = {"p_click": [], "time": [], "p_conv": []}
         self.model.eval()
-        for s in range(0, B * K, self.batch_rows):
-            out = self.model.predict(
-                self.encoder.to_batch(cat_t[s : s + self.batch_rows], dense_t[s : s + self.batch_rows])
-            )
+        n = self.batch_rows
+        for s in range(0, B * K, n):
+            out = self.model.predict(self.encoder.to_batch(cat_t[s : s + n], dense_t[s : s + n]))
             for k in parts:
                 parts[k].append(out[k])
         return {k: torch.cat(v).numpy().astype(np.float64).reshape(B, K) for k, v in parts.items()}
