@@ -11,6 +11,7 @@ from intentrank.errors import ConfigError
 from intentrank.mitigation.aux_loss import AuxClickbaitLoss, ClickbaitDownweight
 from intentrank.mitigation.heuristic import HeuristicPenalty
 from intentrank.mitigation.pipeline import MitigationPlan, encoder_width, parse_mitigation
+from intentrank.mitigation.shallow_tower import HeadMaskedRanker
 from intentrank.ranking.features import FeatureEncoder
 from intentrank.ranking.models.multitask import MultiTaskRanker
 from intentrank.ranking.trainer import Trainer
@@ -27,14 +28,15 @@ def _batch(cfg, n: int = 64, c: float | torch.Tensor = 0.5) -> dict[str, torch.T
     return FeatureEncoder(cfg.features).to_batch(cat, dense)
 
 
-def test_shallow_tower_serving_ignores_c_training_uses_it() -> None:
-    plan = MitigationPlan([{"method": "shallow_tower", "dropout": 0.0}])
+@pytest.mark.parametrize("heads", [["click"], ["click", "dwell", "conversion"]])
+def test_shallow_tower_serving_ignores_c_training_uses_it(heads: list[str]) -> None:
+    plan = MitigationPlan([{"method": "shallow_tower", "dropout": 0.0, "heads": heads}])
     cfg = plan.ranker_config(tiny_ranker_config())
     assert cfg.shallow_tower is not None and cfg.shallow_tower.features == ["clickbait_score"]
     c_feat = next(f for f in cfg.features.dense if f.name == "clickbait_score")
     assert not c_feat.to_main  # only the tower sees c
-    torch.manual_seed(0)
-    model = MultiTaskRanker(cfg)
+    model = plan.build_model(cfg)
+    assert isinstance(model, HeadMaskedRanker) == (len(heads) < 3)
     with torch.no_grad():  # make the tower's weight clearly non-zero
         for p in model.shallow.parameters():
             p.add_(0.5)
@@ -42,11 +44,21 @@ def test_shallow_tower_serving_ignores_c_training_uses_it() -> None:
     model.train()
     with torch.no_grad():
         for task in ("click", "dwell", "conversion"):
-            assert not torch.allclose(model(lo)[task], model(hi)[task])
+            moved = not torch.allclose(model(lo)[task], model(hi)[task])
+            assert moved == (task in heads)
     model.eval()
     with torch.no_grad():
         for task in ("click", "dwell", "conversion"):
             torch.testing.assert_close(model(lo)[task], model(hi)[task])
+
+
+def test_head_masked_ranker_round_trips_weights() -> None:
+    cfg = MitigationPlan(["shallow_tower"]).ranker_config(tiny_ranker_config())
+    base = MultiTaskRanker(cfg)
+    masked = HeadMaskedRanker.from_ranker(base)
+    assert set(masked.state_dict()) == set(base.state_dict())
+    with pytest.raises(ConfigError, match="heads"):
+        HeadMaskedRanker(cfg, heads=["ctr"])
 
 
 def test_unmitigated_model_does_depend_on_c_at_serving() -> None:
@@ -74,7 +86,7 @@ def test_aux_loss_and_downweight_lower_clickbait_ctr_through_trainer(sim_log) ->
         "downweight": [{"method": "downweight", "strength": 0.9, "threshold": 0.3}],
     }.items():
         plan = MitigationPlan(methods)
-        trainer = Trainer(plan.ranker_config(tiny_ranker_config()))
+        trainer = plan.make_trainer(tiny_ranker_config())
         hooks = plan.trainer_hooks(trainer.model)
         if name == "aux_loss":
             assert isinstance(hooks.extra_losses[0], AuxClickbaitLoss)

@@ -61,6 +61,12 @@ class ShallowTowerMethod(_Method):
         0, ge=0, description="Hidden units of the tower (0 = one linear layer, as in the paper)."
     )
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout on the tower's input (paper: 0.1).")
+    heads: list[Literal["click", "dwell", "conversion"]] = Field(
+        default_factory=lambda: ["click", "dwell", "conversion"],
+        min_length=1,
+        description="Heads the tower's logit is added to in training: all three (default; the paper and the "
+        "ranker's built-in tower) or a subset, e.g. ['click'] (then the model is a HeadMaskedRanker).",
+    )
 
 
 class PlainFeatureMethod(_Method):

@@ -15,7 +15,7 @@ serving            score post-processors / policy wrapper          ``heuristic``
 Typical use::
 
     plan = MitigationPlan(cfg.mitigation)
-    trainer = Trainer(plan.ranker_config(cfg.ranker))
+    trainer = plan.make_trainer(cfg.ranker)              # mitigated config and model
     result = plan.fit(trainer, events, items)            # hooks + alignment
     policy = RankerPolicy(trainer.model, ..., post_processors=plan.post_processors())
 """
@@ -48,11 +48,20 @@ from intentrank.mitigation.config import (
 from intentrank.mitigation.heuristic import HeuristicPenalty
 from intentrank.mitigation.ranker_adapter import CONTEXT_COLUMNS, RankerSetScorer
 from intentrank.mitigation.rl_alignment import AlignmentReport, ItemSetSampler, RLAligner
+from intentrank.mitigation.shallow_tower import (
+    HeadMaskedRanker,
+    ensure_dense,
+    plain_feature_dense,
+    shallow_tower_config,
+    shallow_tower_dense,
+)
 from intentrank.mitigation.validation import describe_validation_error
-from intentrank.ranking.config import DenseFeature, RankerConfig, ShallowTowerConfig
+from intentrank.ranking.config import RankerConfig
 from intentrank.ranking.events import EventSource, load_events
 from intentrank.ranking.features import FeatureEncoder
 from intentrank.ranking.formula import RankingFormula
+from intentrank.ranking.models.multitask import RANKER_TASKS, MultiTaskRanker
+from intentrank.ranking.trainer import Trainer
 
 
 @dataclass
@@ -110,38 +119,43 @@ class MitigationPlan:
         """``base`` with the features and shallow tower the methods need (a new object)."""
         base = base or RankerConfig()
         dense = [f.model_copy() for f in base.features.dense]
-
-        def ensure(name: str, to_main: bool | None) -> None:
-            for i, f in enumerate(dense):
-                if f.name == name:
-                    if to_main is not None and f.to_main != to_main:
-                        dense[i] = f.model_copy(update={"to_main": to_main})
-                    return
-            dense.append(DenseFeature(name=name, to_main=bool(to_main)))
-
         tower = self._get(ShallowTowerMethod)
         plain = self._get(PlainFeatureMethod)
         for m in (self._get(AuxLossMethod), self._get(DownweightMethod), self._get(AdversarialMethod)):
             if m is not None:
-                ensure(m.feature, None)  # present in the batch; main-network use unchanged
+                dense = ensure_dense(dense, m.feature, None)  # in the batch; main-network use unchanged
         if plain is not None:
-            ensure(plain.feature, True)
-        update: dict[str, Any] = {}
-        if tower is not None:
-            for name in tower.features:
-                ensure(name, False)  # the tower alone sees c, so zeroing it at serving removes its effect
-            update["shallow_tower"] = ShallowTowerConfig(
-                features=list(tower.features), hidden=tower.hidden, dropout=tower.dropout
-            )
-        features = base.features.model_copy(update={"dense": dense})
+            dense = plain_feature_dense(dense, plain)
         data = base.model_dump()
-        data["features"] = features.model_dump()
-        if "shallow_tower" in update:
-            data["shallow_tower"] = update["shallow_tower"].model_dump()
+        if tower is not None:
+            dense = shallow_tower_dense(dense, tower)
+            data["shallow_tower"] = shallow_tower_config(tower).model_dump()
+        data["features"] = base.features.model_copy(update={"dense": dense}).model_dump()
         try:
             return RankerConfig.model_validate(data)
         except ValidationError as err:
             raise ConfigError(describe_validation_error(err, "ranker")) from None
+
+    def build_model(self, config: RankerConfig) -> MultiTaskRanker:
+        """The ranker for ``config`` (seeded): a :class:`HeadMaskedRanker` when the shallow tower
+        feeds only some heads."""
+        torch.manual_seed(config.train.seed)
+        tower = self._get(ShallowTowerMethod)
+        if tower is not None and set(tower.heads) != set(RANKER_TASKS):
+            return HeadMaskedRanker(config, tower.heads)
+        return MultiTaskRanker(config)
+
+    def make_trainer(self, base: RankerConfig | None = None) -> Trainer:
+        """A Trainer with the mitigated ranker config and model."""
+        cfg = self.ranker_config(base)
+        return Trainer(cfg, model=self.build_model(cfg))
+
+    def _prepare_model(self, trainer: Trainer) -> None:
+        tower = self._get(ShallowTowerMethod)
+        if tower is None or set(tower.heads) == set(RANKER_TASKS):
+            return
+        if not isinstance(trainer.model, HeadMaskedRanker):
+            trainer.model = HeadMaskedRanker.from_ranker(trainer.model, tower.heads)
 
     # -- stage 2: trainer hooks ----------------------------------------------------------------------
     def trainer_hooks(self, model: nn.Module) -> TrainerHooks:
@@ -205,7 +219,7 @@ class MitigationPlan:
     # -- all training-side stages at once ------------------------------------------------------------
     def fit(
         self,
-        trainer: Any,
+        trainer: Trainer,
         events: EventSource,
         items: pd.DataFrame | None = None,
         popularity: np.ndarray | None = None,
@@ -213,6 +227,7 @@ class MitigationPlan:
     ) -> dict[str, Any]:
         """``trainer.fit`` with the hooks, then the alignment step; returns the fit result (+
         ``"alignment"``). ``items`` (the catalogue, item_id 0..n-1) is needed for ``rl_alignment``."""
+        self._prepare_model(trainer)
         hooks = self.trainer_hooks(trainer.model)
         result = trainer.fit(events, items, **fit_kwargs, **hooks.as_kwargs())
         if self._get(RLAlignmentMethod) is not None:
