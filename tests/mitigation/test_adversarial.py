@@ -73,3 +73,15 @@ def test_head_is_trained_to_predict_c_when_encoder_frozen() -> None:
         loss({}, batch).backward()
         opt.step()
     assert loss({}, batch).item() < first - 0.05
+
+
+def test_negative_strengths_are_config_errors() -> None:
+    import pytest
+
+    from intentrank.errors import ConfigError
+    from intentrank.mitigation.adversarial import GradientReversal
+
+    with pytest.raises(ConfigError, match="reversal"):
+        GradientReversal(-1.0)
+    with pytest.raises(ConfigError, match=r"adversarial\.weight"):
+        build_adversarial(_Enc(), weight=-0.5)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from intentrank.errors import DataError
+from intentrank.errors import ConfigError, DataError
 from intentrank.mitigation.config import AdversarialMethod
 from intentrank.mitigation.validation import validate_method
 
@@ -47,7 +47,7 @@ class GradientReversal(nn.Module):
     def __init__(self, strength: float = 1.0) -> None:
         super().__init__()
         if strength < 0:
-            raise ValueError(f"strength must be >= 0 (got {strength})")
+            raise ConfigError(f"adversarial.reversal: must be >= 0 (got {strength})")
         self.strength = strength
 
     def forward(self, x: Tensor) -> Tensor:
@@ -80,7 +80,7 @@ class AdversarialLoss:
         self, model: Encoder, head: AdversarialHead, weight: float = 1.0, feature: str = "clickbait_score"
     ):
         if weight < 0:
-            raise ValueError(f"weight must be >= 0 (got {weight})")
+            raise ConfigError(f"adversarial.weight: must be >= 0 (got {weight})")
         self.model, self.head, self.weight, self.feature = model, head, weight, feature
 
     def __call__(self, logits: dict[str, Tensor], batch: dict[str, Tensor]) -> Tensor:
@@ -110,4 +110,4 @@ def _encoder_width(model: Any) -> int:
         v = getattr(model, attr, None)
         if isinstance(v, int):
             return v
-    raise ValueError("cannot infer the width of model.encode(); pass in_dim")
+    raise ConfigError("adversarial: cannot infer the width of model.encode(); pass in_dim")
