@@ -204,3 +204,17 @@ def test_ndcg_per_slate() -> None:
     assert perfect == pytest.approx(1.0)
     worst = ndcg_per_slate(slate, np.array([3, 1, 2, 0, 1, 0, 0.0]), rel)
     assert worst == pytest.approx(np.mean([1 / np.log2(4), 1 / np.log2(3)]))
+
+
+def test_reads_the_event_store_class(events: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path) -> None:
+    from intentrank.store import PRODUCER_COLUMNS, EventStore
+
+    imp, items = events
+    path = tmp_path / "store.duckdb"
+    with EventStore(path) as store:
+        store.write_items(items)
+        store.append_impressions(imp.iloc[:3000][list(PRODUCER_COLUMNS)])
+        from_obj = load_events(store, since_event_id=999)
+    from_path = load_events(path, since_event_id=999)
+    assert len(from_obj) == len(from_path) == 2000
+    np.testing.assert_allclose(from_obj["clickbait_score"], from_path["clickbait_score"])

@@ -40,6 +40,7 @@ class MMoE(nn.Module):
         B = x.shape[0]
         ex = self.experts(x)  # (E, B, h)
         g = torch.softmax(self.gates(x).view(B, self.n_tasks, self.n_experts), dim=-1)  # (B, T, E)
-        # (B, T, E) @ (B, E, h) -> (B, T, h)
-        mixed = torch.bmm(g, ex.transpose(0, 1))
-        return mixed.transpose(0, 1)  # (T, B, h)
+        # Σ_e g[b, t, e] · ex[e, b, :] as a broadcast multiply-sum over the (few) experts: a batched
+        # matmul here would be B tiny (T×E)·(E×h) products, which CPUs run far below GEMM speed
+        gt = g.permute(1, 2, 0).unsqueeze(-1)  # (T, E, B, 1)
+        return (gt * ex.unsqueeze(0)).sum(dim=1)  # (T, B, h)
