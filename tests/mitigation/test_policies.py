@@ -62,3 +62,14 @@ def test_wrapped_random_policy_shows_less_heavy_clickbait_in_the_simulator(catal
     pen = Simulator(world, wrapped, seed=0).run().frame()
     share = lambda f: f["impressions_heavy"].sum() / f["impressions"].sum()  # noqa: E731
     assert share(pen) < 0.7 * share(plain)
+
+
+def test_registered_by_name() -> None:
+    from intentrank.errors import ConfigError
+    from intentrank.simulator.policies import get_policy
+
+    pol = get_policy("heuristic", base="ctr_oracle", w=0.6)
+    assert isinstance(pol, PenalizedPolicy) and pol.name == "ctr_oracle+heuristic"
+    assert pol.penalty.w == 0.6
+    with pytest.raises(ConfigError, match=r"heuristic\.d"):
+        get_policy("heuristic", d=0.7)

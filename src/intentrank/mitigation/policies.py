@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from intentrank.mitigation.heuristic import HeuristicPenalty
-from intentrank.simulator.policies import Policy, SlateRequest
+from intentrank.simulator.policies import Policy, SlateRequest, get_policy, register_policy
 
 if TYPE_CHECKING:
     from intentrank.simulator.catalogue import Catalogue
@@ -42,3 +42,21 @@ class PenalizedPolicy(Policy):
         if self.stochastic:
             return s + self.temperature * self.penalty.log_f(c)
         return self.penalty(s, c)
+
+
+def _factory(
+    base: str = "ctr_oracle",
+    l: float = 0.4,  # noqa: E741 (the paper's name)
+    h: float = 0.7,
+    d: float = 0.1,
+    w: float = 0.5,
+    score_space: str = "linear",
+    name: str | None = None,
+    **base_params: object,
+) -> PenalizedPolicy:
+    """``get_policy("heuristic", base="ctr_oracle", w=0.6, ...)``: a registered policy by name."""
+    penalty = HeuristicPenalty(l=l, h=h, d=d, w=w, score_space=score_space)  # type: ignore[arg-type]
+    return PenalizedPolicy(get_policy(base, **base_params), penalty, name=name)
+
+
+register_policy("heuristic", _factory)
