@@ -27,6 +27,9 @@ def version() -> None:
 
 
 # --- part registrations (one line per part; keep this list in layer order) ---
+from intentrank.cli.clickbait import clickbait_app  # noqa: E402
+
+app.add_typer(clickbait_app, name="clickbait")
 from intentrank.cli.config_cmd import config_app  # noqa: E402
 
 app.add_typer(config_app, name="config")
@@ -37,6 +40,9 @@ from intentrank.cli.train import evaluate, train  # noqa: E402
 
 app.command("train")(train)
 app.command("evaluate")(evaluate)
+from intentrank.cli.run import run  # noqa: E402
+
+app.command("run")(run)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-BackendName = Literal["lexical", "semantic", "ensemble"]
+BackendName = Literal["lexical", "semantic", "finetuned", "ensemble"]
 
 
 class ClickbaitConfig(BaseModel):
@@ -26,7 +26,7 @@ class ClickbaitConfig(BaseModel):
     )
     backend: BackendName = Field(
         "ensemble",
-        description="Backend that `intentrank clickbait train` fits: lexical, semantic or ensemble.",
+        description="Backend `intentrank clickbait train` fits (lexical, semantic, finetuned, ensemble).",
     )
     max_chars: int = Field(
         2000,
@@ -59,6 +59,14 @@ class ClickbaitConfig(BaseModel):
     )
     lexical_alpha: float = Field(1.0, gt=0.0, description="Ridge penalty of the lexical backend.")
     semantic_alpha: float = Field(1.0, gt=0.0, description="Ridge penalty of the semantic backend's head.")
+    semantic_head: Literal["ridge", "mlp"] = Field("mlp", description="Head of the semantic backend.")
+    finetune_epochs: int = Field(4, ge=1, description="Epochs of the finetuned backend.")
+    finetune_lr: float = Field(5e-5, gt=0.0, description="Learning rate of the finetuned backend's encoder.")
+    ensemble_members: list[BackendName] = Field(
+        default_factory=lambda: ["lexical", "finetuned"],
+        min_length=1,
+        description="Backends the ensemble stacks.",
+    )
     batch_size: int = Field(256, ge=1, description="Titles per encoder batch (semantic backend).")
 
     @model_validator(mode="after")

@@ -6,6 +6,7 @@ category thresholds; the regression itself is a backend selected by name (lexica
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from intentrank.errors import IntentRankError
 #: The model shipped inside the package (trained by ``intentrank clickbait train``).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
 MODEL_FILE = "model.json"
+CACHE_FILE = "score_cache.npz"
 FORMAT_VERSION = 1
 
 
@@ -41,6 +43,9 @@ class ClickbaitScorer:
         self.backend: Backend = backend
         self.fitted = False
         self.info: dict[str, Any] = {}
+        #: optional table of this model's own scores for known titles (keys: title_keys of normalised titles)
+        self.cache: tuple[np.ndarray, np.ndarray] | None = None
+        self.use_cache = True
 
     @property
     def backend_name(self) -> str:
@@ -76,13 +81,42 @@ class ClickbaitScorer:
         out = np.full(len(norm), self.config.empty_score, dtype=np.float64)
         if keep.any():
             kept = norm if keep.all() else [t for t, k in zip(norm, keep, strict=True) if k]
-            out[keep] = np.clip(self.backend.predict(kept), 0.0, 1.0)
+            uniq, inverse = np.unique(np.array(kept, dtype=object), return_inverse=True)
+            uniq_list = uniq.tolist()
+            vals = np.full(len(uniq_list), np.nan)
+            if self.cache is not None and self.use_cache:
+                keys, cached = self.cache
+                q = title_keys(uniq_list)
+                pos = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
+                hit = keys[pos] == q
+                vals[hit] = cached[pos[hit]]
+            todo = np.flatnonzero(np.isnan(vals))
+            if todo.size:
+                vals[todo] = self.backend.predict([uniq_list[i] for i in todo])
+            out[keep] = np.clip(vals[inverse], 0.0, 1.0)
         return out
+
+    def build_cache(self, titles: Sequence[str]) -> None:
+        """Store this model's scores of ``titles`` so that scoring them again is a table look-up.
+
+        Used for the shipped headlines: the cached values are the model's own outputs, so results are the
+        same with or without the cache (``use_cache = False`` bypasses it, e.g. for evaluation).
+        """
+        norm = sorted({t for t in normalise_titles(titles, self.config.max_chars) if t})
+        vals = self.backend.predict(norm)
+        self.set_cache(title_keys(norm), vals)
+
+    def set_cache(self, keys: np.ndarray, values: np.ndarray) -> None:
+        order = np.argsort(keys)
+        self.cache = (np.asarray(keys)[order], np.asarray(values, dtype=np.float64)[order])
 
     def category(self, titles: Sequence[str]) -> list[str]:
         """Category name (non / light / heavy, by the config thresholds) of each title."""
-        codes = categorize(self.score(titles), self.config.light_threshold, self.config.heavy_threshold)
-        return [CATEGORIES[c] for c in codes]
+        return self.category_names(self.score(titles))
+
+    def category_names(self, scores: np.ndarray) -> list[str]:
+        """Category names of scores under this scorer's thresholds."""
+        return [CATEGORIES[c] for c in self.categorize(scores)]
 
     def categorize(self, scores: np.ndarray) -> np.ndarray:
         """int8 category codes of scores under this scorer's thresholds."""
@@ -103,6 +137,8 @@ class ClickbaitScorer:
             "empty_score": self.config.empty_score,
             "info": self.info,
         }
+        if self.cache is not None:
+            np.savez_compressed(d / CACHE_FILE, keys=self.cache[0], values=self.cache[1].astype(np.float32))
         (d / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         return d
 
@@ -132,8 +168,23 @@ class ClickbaitScorer:
             raise IntentRankError(f"{d}: malformed clickbait model ({type(err).__name__}: {err})") from None
         self = cls(backend, cfg)
         self.fitted = True
+        if (d / CACHE_FILE).is_file():
+            with np.load(d / CACHE_FILE) as z:
+                self.cache = (z["keys"], z["values"].astype(np.float64))
         self.info = meta.get("info", {})
         return self
+
+
+def title_keys(normalised: Sequence[str]) -> np.ndarray:
+    """64-bit keys (BLAKE2b) of normalised titles, for the score cache."""
+    return np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(), "little")
+            for t in normalised
+        ),
+        dtype=np.uint64,
+        count=len(normalised),
+    )
 
 
 def load_default_scorer(config: ClickbaitConfig | None = None) -> ClickbaitScorer:

@@ -14,6 +14,7 @@ from intentrank.errors import IntentRankError
 _REGISTRY = {
     "lexical": "intentrank.clickbait.backends.lexical:LexicalBackend",
     "semantic": "intentrank.clickbait.backends.semantic:SemanticBackend",
+    "finetuned": "intentrank.clickbait.backends.finetuned:FinetunedBackend",
     "ensemble": "intentrank.clickbait.backends.ensemble:EnsembleBackend",
 }
 

@@ -1,0 +1,76 @@
+"""Semantic backend: frozen MiniLM (int8 ONNX) pooled token states with a ridge or MLP head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from intentrank.clickbait.backends.base import Backend
+from intentrank.clickbait.config import ClickbaitConfig
+from intentrank.clickbait.encoder import POOLINGS, MiniLMEncoder
+from intentrank.clickbait.heads import MLPHead, RidgeHead, make_head
+
+_ENCODERS: dict[tuple[str, ...], MiniLMEncoder] = {}
+
+
+def shared_encoder(poolings: tuple[str, ...]) -> MiniLMEncoder:
+    """One encoder per pooling set per process (the ONNX session is the expensive part)."""
+    if poolings not in _ENCODERS:
+        _ENCODERS[poolings] = MiniLMEncoder(poolings)
+    return _ENCODERS[poolings]
+
+
+class SemanticBackend(Backend):
+    """Regression head on pooled MiniLM features of the normalised title."""
+
+    name = "semantic"
+    FILE = "semantic.npz"
+
+    def __init__(
+        self,
+        head: RidgeHead | MLPHead | None = None,
+        poolings: tuple[str, ...] = POOLINGS,
+        batch_size: int = 256,
+    ) -> None:
+        self.head = head or MLPHead()
+        self.poolings = tuple(poolings)
+        self.batch_size = batch_size
+        #: optional feature memo (normalised title -> features) so training encodes each title once
+        self.memo: dict[str, np.ndarray] | None = None
+
+    @classmethod
+    def from_config(cls, config: ClickbaitConfig) -> SemanticBackend:
+        head = (
+            RidgeHead(config.semantic_alpha) if config.semantic_head == "ridge" else MLPHead(seed=config.seed)
+        )
+        return cls(head=head, batch_size=config.batch_size)
+
+    def features(self, titles: list[str], progress: bool = False) -> np.ndarray:
+        """Pooled encoder features of normalised titles (from the memo where present)."""
+        if self.memo is None:
+            return shared_encoder(self.poolings).encode(titles, self.batch_size, progress)
+        missing = list(dict.fromkeys(t for t in titles if t not in self.memo))
+        if missing:
+            X = shared_encoder(self.poolings).encode(missing, self.batch_size, progress)
+            self.memo.update(zip(missing, X, strict=True))
+        return np.stack([self.memo[t] for t in titles])
+
+    def fit(self, titles: list[str], y: np.ndarray, w: np.ndarray) -> SemanticBackend:
+        self.head.fit(self.features(titles, progress=True), y, w)
+        return self
+
+    def predict(self, titles: list[str]) -> np.ndarray:
+        return np.asarray(self.head.predict(self.features(titles)), dtype=np.float64)
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        np.savez_compressed(directory / self.FILE, **self.head.arrays)
+        return {"head": self.head.params(), "poolings": list(self.poolings), "batch_size": self.batch_size}
+
+    @classmethod
+    def load(cls, directory: Path, params: dict[str, Any]) -> SemanticBackend:
+        head = make_head(params["head"])
+        with np.load(directory / cls.FILE) as z:
+            head.arrays = {k: z[k] for k in z.files}
+        return cls(head=head, poolings=tuple(params["poolings"]), batch_size=params["batch_size"])
