@@ -10,6 +10,7 @@ import pytest
 from intentrank.data.census import CENSUS_COLUMNS, census_path, census_task_labels, load_census_income
 from intentrank.errors import DataError
 from intentrank.ranking.census_benchmark import run_census_benchmark, split_half
+from intentrank.ranking.config import ModelConfig
 
 
 def test_loader_columns_and_labels() -> None:
@@ -51,7 +52,17 @@ def test_split_is_fixed_and_disjoint() -> None:
 
 
 def test_small_mmoe_run_beats_chance_by_far() -> None:
-    res = run_census_benchmark(n_rows=10_000, epochs=6, batch_size=256, lr=3e-3, progress=False, patience=2)
+    small = ModelConfig(backbone="mmoe", mmoe={"experts": 4, "expert_hidden": [64]}, tower_hidden=[16])
+    res = run_census_benchmark(
+        n_rows=10_000,
+        epochs=6,
+        batch_size=256,
+        lr=3e-3,
+        progress=False,
+        patience=2,
+        model=small,
+        embedding_dim=8,
+    )
     assert res.model_auc["income"] > 0.88
     assert res.model_auc["never_married"] > 0.97
     assert res.logreg_auc["income"] > 0.85

@@ -21,8 +21,13 @@ from intentrank.ranking.trainer import Trainer
 def small_config(**train: object) -> RankerConfig:
     cfg = RankerConfig()
     t = {"epochs": 3, "batch_size": 512, "progress": False, "lr": 3e-3} | train
+    small_ids = {"user_id": 5003, "item_id": 2003}
+    cats = [
+        c.model_copy(update={"buckets": small_ids.get(c.name, c.buckets)}) for c in cfg.features.categorical
+    ]
     return cfg.model_copy(
         update={
+            "features": cfg.features.model_copy(update={"categorical": cats}),
             "train": cfg.train.model_copy(update=t),
             "model": cfg.model.model_copy(
                 update={
