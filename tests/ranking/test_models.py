@@ -62,7 +62,7 @@ def test_ranker_all_backbones_batch_of_one(backbone: str, kind: str) -> None:
         out = m(_batch(n))
         assert set(out) == {"click", "dwell", "conversion", "ctcvr"}
         assert all(v.shape == (n,) for v in out.values())
-        assert m.encode(_batch(n)).shape[0] == n
+        assert m.encode(_batch(n)).shape == (n, m.encode_dim)
     loss, parts = multitask_loss(m(_batch(8)), _batch(8), TaskWeights(), esmm=True)
     loss.backward()
     assert torch.isfinite(loss) and set(parts) == {"click", "dwell", "conversion"}

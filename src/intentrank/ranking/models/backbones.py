@@ -22,6 +22,11 @@ class Backbone(nn.Module):
     out_dim: int
     per_task: bool = False
 
+    @property
+    def encode_dim(self) -> int:
+        """Width of :meth:`encode`'s output."""
+        return self.out_dim
+
     def encode(self, x0: Tensor) -> Tensor:
         """The shared representation the heads read."""
         return self(x0)
@@ -70,6 +75,11 @@ class MMoEBackbone(Backbone):
 
     def encode(self, x0: Tensor) -> Tensor:
         return self.mmoe.expert_outputs(x0).flatten(1)
+
+    @property
+    def encode_dim(self) -> int:
+        """Width of :meth:`encode`'s output (experts × expert width)."""
+        return self.mmoe.n_experts * self.out_dim
 
 
 def build_backbone(in_dim: int, cfg: ModelConfig, tasks: int) -> Backbone:

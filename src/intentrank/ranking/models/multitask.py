@@ -92,6 +92,11 @@ class MultiTaskNet(nn.Module):
         """(B, H): the shared representation the task heads read (for adversarial heads)."""
         return self.backbone.encode(self.inputs(batch))
 
+    @property
+    def encode_dim(self) -> int:
+        """Width H of :meth:`encode` (e.g. for an adversarial head's input layer)."""
+        return self.backbone.encode_dim
+
     def shallow_logit(self, batch: dict[str, Tensor]) -> Tensor | None:
         """The bias tower's logit (B,); its inputs are zeroed in eval mode (serving)."""
         if self.shallow is None:
