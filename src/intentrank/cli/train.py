@@ -22,12 +22,16 @@ def train(
     config: Annotated[Path | None, typer.Option(help="intentrank config file (YAML/JSON).")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Override ranker.train.epochs.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the model already in --out.")] = False,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="Override ranker.train.threads (torch threads).")
+    ] = None,
 ) -> None:
     """Train the ranker on EVENTS and save it to OUT; prints the validation metrics as JSON."""
     from intentrank.config import load_config
     from intentrank.ranking.trainer import Trainer
 
-    overrides = {"ranker": {"train": {"epochs": epochs}}} if epochs else None
+    train_over = {k: v for k, v in (("epochs", epochs), ("threads", threads)) if v is not None}
+    overrides = {"ranker": {"train": train_over}} if train_over else None
     cfg = load_config(config, overrides).ranker
     trainer = Trainer.load(out, cfg) if resume else Trainer(cfg)
     result = trainer.fit(events)
