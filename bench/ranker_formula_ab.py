@@ -8,6 +8,9 @@
    ``ctr · t^0.8`` (formula a=1, b=0.8) vs by p_click alone (a=1, b=0). Users are split between the
    arms by the simulator's stable hash (disjoint user sets); the comparison table (per-user means by
    Welch, ratios by the delta method, 95% CIs) comes from the simulator's ``compare``.
+4. With ``--paired``: also run each formula on *all* A/B users with the same seed — the same users with
+   the same traits and the same random streams (common random numbers; the draws still diverge once the
+   slates differ) — and report the paired per-user conversion difference with a t interval.
 
 Usage: ``.venv/bin/python bench/ranker_formula_ab.py [--users 20000] [--days 3] [--ab-users 20000]``
 """
@@ -55,6 +58,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--store", type=Path, default=None, help="DuckDB store for the log (default: temp)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--paired", action="store_true", help="also run the common-random-numbers paired A/B")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t_all = time.perf_counter()
@@ -115,6 +119,36 @@ def main() -> None:
         f"times: log {t_log:.0f}s, train+eval {t_train:.0f}s, A/B {t_ab:.0f}s, total "
         f"{time.perf_counter() - t_all:.0f}s; load at end {os.getloadavg()[0]:.2f}"
     )
+    paired = None
+    if args.paired:
+        import numpy as np
+        from scipy import stats
+
+        t0 = time.perf_counter()
+        per = {
+            k: simulate({k: p}, ab_cfg, seed=args.seed + 1, catalogue=cat).per_user for k, p in arms.items()
+        }
+        a = per["ctr_only"].sort_values("user_id")["conversions"].to_numpy(np.float64)
+        b = per["ctr_t08"].sort_values("user_id")["conversions"].to_numpy(np.float64)
+        test = stats.ttest_rel(b, a)
+        ci = test.confidence_interval(0.95)
+        d = b - a
+        paired = {
+            "users": len(d),
+            "control": a.mean(),
+            "treatment": b.mean(),
+            "diff": d.mean(),
+            "ci": [ci.low, ci.high],
+            "p": test.pvalue,
+            "rel": d.mean() / a.mean(),
+            "rel_ci": [ci.low / a.mean(), ci.high / a.mean()],
+        }
+        print(
+            f"paired (CRN, {len(d):,} users in both arms): conversions/user {a.mean():.4f} -> "
+            f"{b.mean():.4f}, diff {d.mean():+.4f} [{ci.low:+.4f}, {ci.high:+.4f}] (p = {test.pvalue:.2g}; "
+            f"relative to control, ignoring its sampling error: {d.mean() / a.mean():+.1%}); "
+            f"{time.perf_counter() - t0:.0f}s"
+        )
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -123,6 +157,7 @@ def main() -> None:
                     "fit": fit,
                     "n_events": n_events,
                     "ab": table.to_dict(orient="records"),
+                    "paired": paired,
                 },
                 indent=2,
                 default=float,
