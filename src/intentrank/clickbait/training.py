@@ -134,14 +134,16 @@ def auc(y: np.ndarray, s: np.ndarray) -> float:
 def evaluate(
     scorer: ClickbaitScorer, config: ClickbaitConfig, corpus: Corpus | None = None
 ) -> dict[str, float]:
-    """Metrics on the held-out 20% of each dataset (Stop Clickbait also scored lower-cased)."""
+    """Metrics on the held-out 20% of each dataset; Stop Clickbait titles are lower-cased before scoring.
+
+    (The scorer's normalisation lower-cases anyway, so original-case and upper-case titles get identical
+    scores; the unit tests check that, and evaluating them again here would only triple the time.)
+    """
     corpus = corpus or load_corpus(config)
     wi, si = corpus.webis_split.test, corpus.stop_split.test
     ws = scorer.score([corpus.webis_titles[i] for i in wi])
     stop_titles = [corpus.stop_titles[i] for i in si]
-    ss = scorer.score(stop_titles)
     ss_lower = scorer.score([t.lower() for t in stop_titles])
-    ss_upper = scorer.score([t.upper() for t in stop_titles])
     lab = corpus.stop_label[si] == 1
     thr = config.decision_threshold
     return {
@@ -149,8 +151,6 @@ def evaluate(
         "webis_mse": float(np.mean((ws - corpus.webis_mean[wi]) ** 2)),
         "webis_n": len(wi),
         "stop_accuracy_lower": float(np.mean((ss_lower >= thr) == lab)),
-        "stop_accuracy": float(np.mean((ss >= thr) == lab)),
-        "stop_accuracy_upper": float(np.mean((ss_upper >= thr) == lab)),
         "stop_auc_lower": auc(lab, ss_lower),
         "stop_n": len(si),
         "decision_threshold": thr,

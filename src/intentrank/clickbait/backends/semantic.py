@@ -45,7 +45,9 @@ class SemanticBackend(Backend):
         head = (
             RidgeHead(config.semantic_alpha) if config.semantic_head == "ridge" else MLPHead(seed=config.seed)
         )
-        return cls(head=head, batch_size=config.batch_size)
+        self = cls(head=head, batch_size=config.batch_size)
+        self.memo = {}  # training: the ensemble fits twice on overlapping titles; encode each once
+        return self
 
     def features(self, titles: list[str], progress: bool = False) -> np.ndarray:
         """Pooled encoder features of normalised titles (from the memo where present)."""
