@@ -111,3 +111,6 @@ def test_default_model_contract_and_cache_consistency():
     cached = sc.score(shipped)
     sc.use_cache = False
     assert sc.score(shipped) == pytest.approx(cached, abs=1e-6)
+    # a title's score does not depend on the other titles in the call (int8 ONNX runs one title at a time)
+    alone = sc.score([titles[0]])
+    assert sc.score([*shipped, titles[0], titles[1]])[1] == alone[0]
