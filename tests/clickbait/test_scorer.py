@@ -60,6 +60,9 @@ def test_bad_input(small_scorer):
     with pytest.raises(IntentRankError, match="not a single string"):
         small_scorer.score("a title")
     assert small_scorer.score([]).shape == (0,)
+    one = small_scorer.score(["x"])  # shorter than the longest character n-gram
+    assert one.shape == (1,) and 0.0 <= one[0] <= 1.0
+    assert small_scorer.score(["x", "senate passes budget bill after long debate"])[0] == one[0]
 
 
 def test_huge_title_is_truncated_deterministically(small_scorer):

@@ -50,10 +50,12 @@ def _char_ngrams(b: np.ndarray, row: np.ndarray, spec: HashSpec) -> tuple[np.nda
     rows, cols = [], []
     h = np.zeros(L, dtype=np.uint64)
     for n in range(1, spec.char_max + 1):
-        h[: L - n + 1] += _TABLE[n - 1, b[n - 1 :]]
+        m = L - n + 1
+        if m <= 0:  # the whole input is shorter than n bytes (e.g. one 1-character title)
+            break
+        h[:m] += _TABLE[n - 1, b[n - 1 :]]
         if n < spec.char_min:
             continue
-        m = L - n + 1
         start = np.arange(m)
         ok = csep[start + n] == csep[start]
         if n == 1:
@@ -61,6 +63,8 @@ def _char_ngrams(b: np.ndarray, row: np.ndarray, spec: HashSpec) -> tuple[np.nda
         idx = start[ok]
         rows.append(row[idx])
         cols.append(_bucket(h[idx] * _MIX[0] + np.uint64(n), spec.char_bits))
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate(rows), np.concatenate(cols)
 
 
