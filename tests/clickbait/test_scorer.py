@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from intentrank.clickbait import ClickbaitScorer, load_default_scorer
 from intentrank.clickbait.backends.ensemble import EnsembleBackend
@@ -119,3 +121,12 @@ def test_default_model_contract_and_cache_consistency():
     # a title's score does not depend on the other titles in the call (int8 ONNX runs one title at a time)
     alone = sc.score([titles[0]])
     assert sc.score([*shipped, titles[0], titles[1]])[1] == alone[0]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(max_size=40), max_size=6))
+def test_any_unicode_titles_score_in_range_and_batch_independent(small_scorer, titles):
+    s = small_scorer.score(titles)
+    assert s.shape == (len(titles),) and ((s >= 0) & (s <= 1)).all()
+    if titles:
+        assert small_scorer.score(titles[:1])[0] == pytest.approx(s[0])
