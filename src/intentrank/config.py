@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from intentrank.clickbait.config import ClickbaitConfig
 from intentrank.errors import ConfigError
-from intentrank.mitigation.config import MitigationConfig
+from intentrank.experiments.config import ExperimentConfig
+from intentrank.mitigation.config import HeuristicMethod, MitigationConfig
 from intentrank.ranking.config import RankerConfig
 from intentrank.simulator.config import SimulatorConfig
 from intentrank.store.config import StoreConfig
@@ -32,7 +33,11 @@ class IntentRankConfig(BaseModel):
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     ranker: RankerConfig = Field(default_factory=RankerConfig)
-    mitigation: MitigationConfig = Field(default_factory=MitigationConfig)
+    mitigation: MitigationConfig = Field(
+        default_factory=lambda: MitigationConfig(methods=[HeuristicMethod()]),
+        description="Clickbait mitigation of the system (default: heuristic post-processing).",
+    )
+    experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
 
 
 def format_validation_error(err: ValidationError, source: str = "config") -> str:

@@ -1,14 +1,13 @@
-"""`intentrank run`: the main job on the embedded defaults.
+"""`intentrank run`: the main job on the embedded defaults (or a config file).
 
-For now it scores every shipped headline with the default clickbait model and prints a JSON summary
-(counts per category per dataset, mean score, throughput); later issues extend it into the end-to-end
-experiment.
+Logs simulated traffic into the event store, trains the multi-task ranker on it, and A/B-tests
+click-optimised vs intent-optimised vs mitigated ranking on fresh simulated users (with an A/A arm).
+Progress and the KPI tables go to stderr; the JSON summary goes to stdout.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import typer
@@ -17,37 +16,21 @@ from intentrank.cli.common import user_errors
 
 
 @user_errors
-def run(config: Path | None = None) -> None:
-    """Run the main job with the config file (default: the embedded defaults) and print a JSON summary."""
-    import numpy as np
-
-    from intentrank.clickbait import CATEGORIES, load_default_scorer
+def run(
+    config: Path | None = typer.Option(None, "--config", "-c", help="Config file (YAML/JSON)."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default: experiment.out_dir)."),
+    users: int | None = typer.Option(None, "--users", min=40, help="Override experiment.ab_users."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Override the master seed."),
+) -> None:
+    """Run the end-to-end experiment and print its JSON summary."""
     from intentrank.config import load_config
-    from intentrank.data.stop_clickbait import load_stop_clickbait
-    from intentrank.data.webis import load_webis17
+    from intentrank.experiments.main_job import run_main_job
 
-    cfg = load_config(config)
-    t0 = time.perf_counter()
-    scorer = load_default_scorer(cfg.clickbait)
-    datasets = {
-        "webis-clickbait-17": load_webis17()["post_text"].tolist(),
-        "stop-clickbait": load_stop_clickbait()["title"].tolist(),
-    }
-    summary: dict[str, object] = {"model": scorer.backend_name, "datasets": {}}
-    n_total, t_score = 0, 0.0
-    for name, titles in datasets.items():
-        t1 = time.perf_counter()
-        scores = scorer.score(titles)
-        t_score += time.perf_counter() - t1
-        codes = scorer.categorize(scores)
-        counts = np.bincount(codes, minlength=len(CATEGORIES))
-        summary["datasets"][name] = {  # type: ignore[index]
-            "titles": len(titles),
-            "mean_score": round(float(scores.mean()), 4),
-            "categories": {c: int(k) for c, k in zip(CATEGORIES, counts, strict=True)},
-        }
-        n_total += len(titles)
-    summary["titles_per_second"] = round(n_total / max(t_score, 1e-9), 1)
-    summary["score_cache"] = scorer.cache is not None
-    summary["seconds"] = round(time.perf_counter() - t0, 2)
-    typer.echo(json.dumps(summary, indent=2))
+    overrides: dict[str, object] = {}
+    if users is not None:
+        overrides["experiment"] = {"ab_users": users}
+    if seed is not None:
+        overrides["seed"] = seed
+    cfg = load_config(config, overrides=overrides)
+    result = run_main_job(cfg, out)
+    typer.echo(json.dumps(result.summary(), indent=2))

@@ -103,13 +103,14 @@ def simulate(
 
 def format_comparison(table: pd.DataFrame, control: str, treatment: str) -> str:
     """Plain-text table: metric, both arms, relative change with its 95% CI, and whether it excludes 0."""
+    w = max(14, len(control) + 2, len(treatment) + 2)
     lines = [
-        f"{'metric':<22}{control:>14}{treatment:>14}{'rel. change':>13}  {'95% CI':<20} sig",
+        f"{'metric':<22}{control:>{w}}{treatment:>{w}}{'rel. change':>13}  {'95% CI':<20} sig",
     ]
     for _, r in table.iterrows():
         ci = f"[{r['rel_ci_low']:+.1%}, {r['rel_ci_high']:+.1%}]"
         lines.append(
-            f"{r['metric']:<22}{_fmt(r['control']):>14}{_fmt(r['treatment']):>14}{r['rel_value']:>+13.1%}  "
+            f"{r['metric']:<22}{_fmt(r['control']):>{w}}{_fmt(r['treatment']):>{w}}{r['rel_value']:>+13.1%}  "
             f"{ci:<20} {'*' if r['rel_significant'] else ''}"
         )
     return "\n".join(lines)

@@ -1,0 +1,218 @@
+"""The main job: log traffic, train the multi-task ranker, A/B-test ranking policies in the simulator.
+
+1. **Log.** ``log_users`` simulated users browse for ``log_days`` days under a stochastic logging policy;
+   every impression goes to the DuckDB event store (``<out_dir>/events.duckdb``).
+2. **Train.** The multi-task ranker trains on all logged days but the last (downstream-signal labels);
+   the last day is held out for per-task AUCs. When the configured mitigation has training-side
+   methods (shallow tower, aux loss, …) a second, mitigated ranker is trained on the same log.
+3. **A/B.** ``ab_users`` fresh users are split by a stable hash into four arms: ``control`` (the ranker
+   ordering by p_click alone — what a click-optimising system does), ``control_aa`` (the same policy
+   again: an A/A check), ``intent`` (the configured formula, default ``p_click · t^0.8``) and
+   ``intent_mitigated`` (that formula with the configured mitigation). Every arm is compared with
+   control per user, with confidence intervals and a sample-ratio-mismatch check.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from intentrank.clickbait import CATEGORIES, categorize
+from intentrank.config import IntentRankConfig
+from intentrank.mitigation.pipeline import MitigationPlan
+from intentrank.ranking.events import load_events
+from intentrank.ranking.formula import RankingFormula
+from intentrank.ranking.policy import RankerPolicy
+from intentrank.ranking.trainer import Trainer
+from intentrank.simulator.catalogue import build_catalogue
+from intentrank.simulator.experiment import format_comparison, simulate
+from intentrank.simulator.kpis import summarise
+from intentrank.simulator.sinks import StoreSink
+from intentrank.store import EventStore
+
+#: The arms of the A/B phase, control first.
+ARMS = ("control", "control_aa", "intent", "intent_mitigated")
+#: Methods that change training (a separately trained model); the others act at serving.
+_SERVING_ONLY = {"heuristic"}
+#: KPIs shown in the headline table.
+HEADLINE = ("ctr", "clicks", "time_spent_s", "bounce_rate", "conversions", "impressions_heavy")
+
+
+@dataclass
+class MainJobResult:
+    """Everything the main job measured; ``summary()`` is what ``intentrank run`` prints."""
+
+    out_dir: Path
+    catalogue: dict[str, Any]
+    log: dict[str, Any]
+    training: dict[str, Any]
+    per_user: pd.DataFrame
+    comparisons: dict[str, pd.DataFrame]
+    srm: dict[str, Any]
+    seconds: dict[str, float]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready summary: catalogue, log, held-out metrics, per-arm KPIs and arm-vs-control changes."""
+        changes: dict[str, dict[str, Any]] = {}
+        for arm, table in self.comparisons.items():
+            rows = table.set_index("metric")
+            changes[arm] = {
+                m: {
+                    "relative_change": _r(rows.at[m, "rel_value"]),
+                    "ci95": [_r(rows.at[m, "rel_ci_low"]), _r(rows.at[m, "rel_ci_high"])],
+                    "significant": bool(rows.at[m, "rel_significant"]),
+                }
+                for m in HEADLINE
+                if m in rows.index
+            }
+        arms = {
+            arm: {
+                k: v if isinstance(v, int) else _r(v)
+                for k, v in summarise(self.per_user[self.per_user["arm"] == arm]).items()
+            }
+            for arm in ARMS
+        }
+        return {
+            "out_dir": str(self.out_dir),
+            "catalogue": self.catalogue,
+            "log": self.log,
+            "training": self.training,
+            "arms": arms,
+            "vs_control": changes,
+            "srm": self.srm,
+            "seconds": self.seconds,
+        }
+
+
+def _r(x: Any, nd: int = 4) -> float:
+    return round(float(x), nd)
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_main_job(cfg: IntentRankConfig, out_dir: str | Path | None = None) -> MainJobResult:
+    """Run the three phases with ``cfg``; writes events, models and result tables under ``out_dir``."""
+    ex = cfg.experiment
+    out = Path(out_dir or ex.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(ex.threads)
+    seconds: dict[str, float] = {}
+    t_all = time.perf_counter()
+
+    # 0. the world: the shipped headlines scored by the default clickbait model (cached)
+    t0 = time.perf_counter()
+    cat = build_catalogue(config=cfg.simulator.catalogue, seed=cfg.seed)
+    codes = np.bincount(categorize(cat.items["clickbait_score"].to_numpy()), minlength=len(CATEGORIES))
+    catalogue = {"items": len(cat.items)} | {c: int(n) for c, n in zip(CATEGORIES, codes, strict=True)}
+    seconds["catalogue"] = time.perf_counter() - t0
+
+    # 1. log
+    t0 = time.perf_counter()
+    store_path = out / "events.duckdb"
+    for stale in (store_path, store_path.with_suffix(".duckdb.wal")):
+        stale.unlink(missing_ok=True)  # a new run starts a new log (the old one belonged to the old run)
+    log_cfg = cfg.simulator.model_copy(update={"users": ex.log_users, "days": ex.log_days})
+    _say(f"[1/3] logging {ex.log_users:,} users x {ex.log_days} days under '{ex.logging_policy}'")
+    with EventStore(store_path) as store:
+        store.write_items(cat.items)
+        simulate(ex.logging_policy, log_cfg, seed=cfg.seed, catalogue=cat, sink=StoreSink(store))
+        n_events = store.count()
+        events = load_events(store)
+    last = int(events["day"].max())
+    train_df, test_df = events[events["day"] < last], events[events["day"] == last]
+    log = {"events": int(n_events), "train_events": len(train_df), "held_out_events": len(test_df)}
+    seconds["log"] = time.perf_counter() - t0
+
+    # 2. train (base ranker, and a mitigated one if the mitigation changes training)
+    t0 = time.perf_counter()
+    ranker_cfg = cfg.ranker.model_copy(
+        update={"train": cfg.ranker.train.model_copy(update={"epochs": ex.epochs, "threads": ex.threads})}
+    )
+    _say(f"[2/3] training the ranker on {len(train_df):,} events (held out: day {last})")
+    base = Trainer(ranker_cfg)
+    base.fit(train_df)
+    training: dict[str, Any] = {"held_out": _round_metrics(base.evaluate(test_df))}
+    base.save(out / "model")
+    plan = MitigationPlan(cfg.mitigation)
+    mitigated_model = base.model
+    if set(plan.names) - _SERVING_ONLY:
+        _say(f"      training the mitigated ranker ({', '.join(plan.names)})")
+        mit = plan.make_trainer(ranker_cfg)
+        plan.fit(mit, train_df, cat.items)
+        training["mitigated_held_out"] = _round_metrics(mit.evaluate(test_df))
+        mitigated_model = mit.model
+        mit.save(out / "model_mitigated")
+    training["mitigation"] = plan.names
+    seconds["train"] = time.perf_counter() - t0
+
+    # 3. A/B with an A/A arm, on fresh users (another seed)
+    t0 = time.perf_counter()
+    formula = RankingFormula.from_config(cfg.ranker.formula)
+    control = RankerPolicy(base.model, formula=RankingFormula(1.0, 0.0, 0.0), name="control")
+    arms = {
+        "control": control,
+        "control_aa": control,
+        "intent": RankerPolicy(base.model, formula=formula, name="intent"),
+        "intent_mitigated": RankerPolicy(
+            mitigated_model, formula=formula, post_processors=plan.post_processors(), name="intent_mitigated"
+        ),
+    }
+    ab_cfg = cfg.simulator.model_copy(update={"users": ex.ab_users, "days": ex.ab_days})
+    _say(f"[3/3] A/B test: {ex.ab_users:,} fresh users x {ex.ab_days} days over arms {', '.join(ARMS)}")
+    res = simulate(arms, ab_cfg, seed=cfg.seed + 1, catalogue=cat)
+    comparisons = {arm: res.compare("control", arm, alpha=ex.alpha) for arm in ARMS[1:]}
+    srm = res.srm()
+    seconds["ab"] = time.perf_counter() - t0
+    seconds["total"] = time.perf_counter() - t_all
+
+    result = MainJobResult(
+        out_dir=out,
+        catalogue=catalogue,
+        log=log,
+        training=training,
+        per_user=res.per_user,
+        comparisons=comparisons,
+        srm={"p_value": _r(srm.p_value), "mismatch": bool(srm.mismatch)},
+        seconds={k: round(v, 1) for k, v in seconds.items()},
+    )
+    _write(result)
+    for arm, table in comparisons.items():
+        _say(f"\n{arm} vs control")
+        _say(format_comparison(table, "control", arm))
+    return result
+
+
+def _round_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in metrics.items():
+        if isinstance(v, dict):
+            out[k] = _round_metrics(v)
+        elif isinstance(v, float | np.floating):
+            out[k] = _r(v)
+        else:
+            out[k] = v
+    return out
+
+
+def _write(result: MainJobResult) -> None:
+    out = result.out_dir
+    result.per_user.to_parquet(out / "per_user_kpis.parquet", index=False)
+    for arm, table in result.comparisons.items():
+        table.to_csv(out / f"compare_{arm}_vs_control.csv", index=False)
+    (out / "summary.json").write_text(json.dumps(result.summary(), indent=2), encoding="utf-8")
+
+
+def clear_run(out_dir: str | Path) -> None:
+    """Remove a previous run's outputs (used by tests and ``--fresh``)."""
+    shutil.rmtree(out_dir, ignore_errors=True)
