@@ -73,3 +73,8 @@ def test_cli_show_prints_loadable_yaml() -> None:
     result = CliRunner().invoke(app, ["config", "show"])
     assert result.exit_code == 0
     assert yaml.safe_load(result.output)["seed"] == 0
+
+
+def test_shipped_default_config_file_matches_the_defaults() -> None:
+    path = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
+    assert load_config(path) == IntentRankConfig(), "regenerate: intentrank config show > configs/default.yaml"
