@@ -77,4 +77,5 @@ def test_cli_show_prints_loadable_yaml() -> None:
 
 def test_shipped_default_config_file_matches_the_defaults() -> None:
     path = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
-    assert load_config(path) == IntentRankConfig(), "regenerate: intentrank config show > configs/default.yaml"
+    hint = "regenerate it: intentrank config show > configs/default.yaml"
+    assert load_config(path) == IntentRankConfig(), hint
