@@ -67,6 +67,16 @@ class ClickbaitConfig(BaseModel):
         min_length=1,
         description="Backends the ensemble stacks.",
     )
+    ensemble_warp: bool = Field(
+        True,
+        description="Ensemble: map the stack's output through a strictly increasing warp fit on the"
+        " validation split that puts the best Stop Clickbait boundary at decision_threshold"
+        " (Webis ranking unchanged).",
+    )
+    finetune_on_cpu: bool = Field(
+        False,
+        description="Allow fitting the finetuned backend without a CUDA GPU (takes hours on CPU).",
+    )
     batch_size: int = Field(256, ge=1, description="Titles per encoder batch (semantic backend).")
 
     @model_validator(mode="after")

@@ -14,6 +14,37 @@ import numpy as np
 from intentrank.errors import IntentRankError
 
 
+def require_finetune_runtime(backend: str, allow_cpu: bool) -> None:
+    """Raise a clear IntentRankError, before any work, if fine-tuning cannot run here.
+
+    Fine-tuning needs the ``onnx`` package (export/quantisation; not a pinned dependency) and, unless
+    ``allow_cpu``, a CUDA GPU: on CPU it takes hours.
+    """
+    what = (
+        "the default `ensemble` backend (lexical + fine-tuned MiniLM)"
+        if backend == "ensemble"
+        else ("the `finetuned` backend")
+    )
+    hint = (
+        "; to train on this machine pass --backend lexical (about 30 s on CPU); the shipped default model"
+        " already contains the fine-tuned member (docs/clickbait.md, 'How the default was trained')"
+    )
+    import importlib.util
+
+    if importlib.util.find_spec("onnx") is None:
+        raise IntentRankError(
+            f"training {what} fine-tunes MiniLM and exports it with the `onnx` package, which is not "
+            f"installed (pip install onnx; a GPU is needed in practice){hint}"
+        )
+    import torch
+
+    if not allow_cpu and not torch.cuda.is_available():
+        raise IntentRankError(
+            f"training {what} fine-tunes MiniLM, which needs a CUDA GPU (hours on CPU; set "
+            f"clickbait.finetune_on_cpu: true to do it anyway){hint}"
+        )
+
+
 def finetune_to_onnx(
     titles: list[str], y: np.ndarray, w: np.ndarray, epochs: int, lr: float, max_tokens: int, seed: int = 0
 ) -> Path:

@@ -57,9 +57,17 @@ class ClickbaitScorer:
         return norm, keep
 
     def fit(
-        self, titles: Sequence[str], targets: np.ndarray, sample_weight: np.ndarray | None = None
+        self,
+        titles: Sequence[str],
+        targets: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+        binary: np.ndarray | None = None,
     ) -> ClickbaitScorer:
-        """Fit the backend on titles and graded targets in [0, 1] (empty titles are dropped)."""
+        """Fit the backend on titles and graded targets in [0, 1] (empty titles are dropped).
+
+        ``binary`` (optional, bool per title) marks titles whose target codes a class rather than a grade
+        (Stop Clickbait); backends that use it (the ensemble's warp) get it, others ignore it.
+        """
         norm, keep = self._prepare(titles)
         y = np.asarray(targets, dtype=np.float64)
         if y.shape != (len(norm),):
@@ -69,7 +77,14 @@ class ClickbaitScorer:
         w = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         if w.shape != y.shape or (w < 0).any():
             raise IntentRankError("sample_weight must be non-negative, one value per title")
-        self.backend.fit([t for t, k in zip(norm, keep, strict=True) if k], y[keep], w[keep])
+        kept = [t for t, k in zip(norm, keep, strict=True) if k]
+        if binary is not None and getattr(self.backend, "accepts_binary", False):
+            b = np.asarray(binary, dtype=bool)
+            if b.shape != y.shape:
+                raise IntentRankError("binary must have one value per title")
+            self.backend.fit(kept, y[keep], w[keep], binary=b[keep])  # type: ignore[call-arg]
+        else:
+            self.backend.fit(kept, y[keep], w[keep])
         self.fitted = True
         return self
 

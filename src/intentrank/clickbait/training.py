@@ -108,10 +108,15 @@ def train_scorer(
     config: ClickbaitConfig, backend: str | None = None, corpus: Corpus | None = None
 ) -> ClickbaitScorer:
     """Fit a scorer of ``backend`` (default ``config.backend``) on the training 80% of both datasets."""
+    name = backend or config.backend
+    if name == "finetuned" or (name == "ensemble" and "finetuned" in config.ensemble_members):
+        from intentrank.clickbait.finetune import require_finetune_runtime
+
+        require_finetune_runtime(name, config.finetune_on_cpu)
     corpus = corpus or load_corpus(config)
-    scorer = ClickbaitScorer(backend or config.backend, config)
+    scorer = ClickbaitScorer(name, config)
     data = training_set(corpus, config, "train")
-    scorer.fit(data.titles, data.y, data.w)
+    scorer.fit(data.titles, data.y, data.w, binary=data.source == 1)
     scorer.info = {
         "trained_on": "80% of webis-clickbait-17 + 80% of stop-clickbait",
         "seed": config.seed,
