@@ -71,10 +71,14 @@ def test_unmitigated_model_does_depend_on_c_at_serving() -> None:
 
 
 def _click_gap(trainer: Trainer, log: pd.DataFrame, items: pd.DataFrame) -> float:
-    """Mean predicted p_click of heavy (c ≥ 0.7) minus clean (c < 0.4) impressions."""
+    """log(mean predicted p_click of heavy (c ≥ 0.7) / that of clean (c < 0.4) impressions).
+
+    A ratio, not a difference: down-weighting also shrinks p_click overall, which would shrink a
+    difference toward 0 even when clickbait loses relative to clean items.
+    """
     pred = trainer.predict(log, items)
     c = log.merge(items[["item_id", "clickbait_score"]], on="item_id")["clickbait_score"].to_numpy()
-    return float(pred["p_click"][c >= 0.7].mean() - pred["p_click"][c < 0.4].mean())
+    return float(np.log(pred["p_click"][c >= 0.7].mean() / pred["p_click"][c < 0.4].mean()))
 
 
 def test_aux_loss_and_downweight_lower_clickbait_ctr_through_trainer(sim_log) -> None:
@@ -94,8 +98,9 @@ def test_aux_loss_and_downweight_lower_clickbait_ctr_through_trainer(sim_log) ->
             assert isinstance(hooks.sample_weight_fn, ClickbaitDownweight)
         plan.fit(trainer, log, items)
         gaps[name] = _click_gap(trainer, log, items)
-    assert gaps["aux_loss"] < gaps["none"] - 0.005
-    assert gaps["downweight"] < gaps["none"] - 0.002
+    # init seeds 0-4: none -0.22..-0.46, aux_loss 0.47-1.5 lower, downweight 0.16-0.27 lower
+    assert gaps["aux_loss"] < gaps["none"] - 0.3
+    assert gaps["downweight"] < gaps["none"] - 0.1
 
 
 def test_adversarial_head_trains_alongside(sim_log) -> None:

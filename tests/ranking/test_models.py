@@ -147,3 +147,39 @@ def test_formula_numpy_and_torch() -> None:
     np.testing.assert_allclose(RankingFormula(2, 0.5, 1).score(p, t, p), p**3 * t**0.5)
     with pytest.raises(ConfigError, match="exponent b"):
         RankingFormula(b=-1)
+
+
+def _insert_pad(a: torch.Tensor, shape: torch.Size, raw: int, pad: int) -> torch.Tensor:
+    """``a`` with ``pad`` zero slices inserted at index ``raw`` along every axis where sizes differ."""
+    out = a
+    for ax, (n_a, n_b) in enumerate(zip(a.shape, shape, strict=True)):
+        if n_a != n_b:
+            assert n_b - n_a == pad
+            zeros = out.new_zeros(*[pad if i == ax else s for i, s in enumerate(out.shape)])
+            out = torch.cat([out.narrow(ax, 0, raw), zeros, out.narrow(ax, raw, n_a - raw)], dim=ax)
+    return out
+
+
+@pytest.mark.parametrize("backbone", ["dcn_parallel", "dcn_stacked", "mmoe"])
+@pytest.mark.parametrize("kind", ["full", "mixture"])
+def test_input_padding_keeps_the_function_and_gets_no_gradient(backbone: str, kind: str) -> None:
+    """x0 padded to a multiple of 8 (10 -> 16 columns) computes what the unpadded model computes, and
+    the weights that touch the zero columns get exactly zero gradient (so they never move)."""
+    cfg = {"backbone": backbone, "cross": {"kind": kind, "layers": 2, "rank": 3}, "mlp_hidden": [16],
+           "mmoe": {"experts": 3, "expert_hidden": [8]}}  # fmt: skip
+    torch.manual_seed(0)
+    plain = MultiTaskNet(SPEC, ModelConfig(**cfg, pad_input_to=1), ["a", "b"])
+    padded = MultiTaskNet(SPEC, ModelConfig(**cfg, pad_input_to=8), ["a", "b"])
+    assert (plain.pad, padded.pad) == (0, 6)
+    src, dst = plain.state_dict(), padded.state_dict()
+    padded.load_state_dict({k: _insert_pad(src[k], dst[k].shape, 10, 6) for k in dst})
+    b = _batch(32)
+    out_plain, out_padded = plain(b), padded(b)
+    for t in ("a", "b"):
+        torch.testing.assert_close(out_padded[t], out_plain[t], rtol=1e-5, atol=1e-6)
+    padded.zero_grad()
+    sum(o.sum() for o in out_padded.values()).backward()
+    for name, p in padded.named_parameters():
+        if p.shape != src[name].shape:  # a padded weight: its inserted slices have zero gradient
+            touched = _insert_pad(torch.ones_like(src[name]), p.shape, 10, 6) == 0
+            assert touched.any() and p.grad[touched].abs().max() == 0, name

@@ -17,6 +17,8 @@ from intentrank.ranking.labels import make_labels
 from intentrank.ranking.metrics import ndcg_per_slate
 from intentrank.ranking.trainer import Trainer
 
+from .conftest import make_events
+
 
 def small_config(**train: object) -> RankerConfig:
     cfg = RankerConfig()
@@ -41,8 +43,10 @@ def small_config(**train: object) -> RankerConfig:
 
 
 @pytest.fixture(scope="module")
-def trained(events: tuple[pd.DataFrame, pd.DataFrame]) -> tuple[Trainer, dict]:
-    imp, items = events
+def trained() -> tuple[Trainer, dict]:
+    # 60k rows: on the 20k-row set the held-out CTCVR AUC swings 0.53-0.61 with the init seed alone
+    # (few conversions); here it is 0.67-0.68 over seeds 0-3, well clear of the 0.55 bar.
+    imp, items = make_events(n_slates=3000)
     tr = Trainer(small_config(epochs=4))
     res = tr.fit(imp, items)
     return tr, res

@@ -131,6 +131,14 @@ class ModelConfig(_Section):
         True,
         description="ESMM: train pCTCVR = pCTR·pCVR over all impressions instead of pCVR on clicks only.",
     )
+    pad_input_to: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description="Pad x0 with constant-zero columns to a multiple of this width (1 = off). Same"
+        " function (zero columns change no output and get no gradient); CPU GEMMs on unaligned widths"
+        " such as 429 run up to ~1.7x slower (docs/ranking.md, Benchmarks).",
+    )
 
 
 class ShallowTowerConfig(_Section):

@@ -53,7 +53,9 @@ class MultiTaskNet(nn.Module):
             if self.cat_names
             else None
         )
-        in_dim = (self.embedding.out_dim if self.embedding is not None else 0) + len(main)
+        raw_dim = (self.embedding.out_dim if self.embedding is not None else 0) + len(main)
+        in_dim = -(-raw_dim // model.pad_input_to) * model.pad_input_to
+        self.pad = in_dim - raw_dim  # constant-zero columns appended to x0 (GEMM alignment)
         self.backbone = build_backbone(in_dim, model, len(self.tasks))
         self.towers = TaskTowers(
             len(self.tasks), self.backbone.out_dim, model.tower_hidden, model.dropout, model.batch_norm
@@ -79,14 +81,21 @@ class MultiTaskNet(nn.Module):
         return torch.stack([batch[n].float() for n in self.dense_names], dim=1)
 
     def inputs(self, batch: dict[str, Tensor]) -> Tensor:
-        """x0 (B, d): concatenated embeddings and the main network's dense features."""
+        """x0 (B, d): concatenated embeddings, the main network's dense features and ``pad`` zeros.
+
+        The zero columns only align the width for fast GEMMs: in a cross layer a zero x0 column stays
+        zero (``x0 ⊙ (Wx + b) + x``), and in every linear layer it multiplies weights that get no
+        gradient, so the model computes the same function as without them.
+        """
         dense = self._dense(batch)
         if not self.all_dense_main:
             dense = dense.index_select(1, self.main_dense_idx)
-        if self.embedding is None:
-            return dense
-        emb = self.embedding(self._cat(batch))
-        return torch.cat([emb, dense], dim=1) if dense.shape[1] else emb
+        parts = [] if self.embedding is None else [self.embedding(self._cat(batch))]
+        if dense.shape[1]:
+            parts.append(dense)
+        if self.pad:
+            parts.append(parts[0].new_zeros(parts[0].shape[0], self.pad))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
     def encode(self, batch: dict[str, Tensor]) -> Tensor:
         """(B, H): the shared representation the task heads read (for adversarial heads)."""
