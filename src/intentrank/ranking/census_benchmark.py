@@ -3,8 +3,8 @@
 Task 1: income > 50K; task 2: never married. The label columns (``income_50k``, ``marital_stat``) and
 the survey weight (``instance_weight``) are dropped from the inputs. The shipped file is split 50/50
 with a fixed split seed (0) that the init seed never changes; 10% of the training half is held out for
-early stopping and checkpoint choice (the only model selection). Both models see the same rows; AUCs are
-on the test half.
+early stopping and checkpoint choice (the only model selection). The MMoE's prediction is the mean of
+``n_models`` inits (default 2). Both models see the same rows; AUCs are on the test half.
 """
 
 from __future__ import annotations
