@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from intentrank.errors import IntentRankError
-from intentrank.stats import compare_arms, compare_means, compare_ratios, ratio_estimate, srm_check
+from intentrank.stats import compare_arms, compare_means, compare_ratios, holm, ratio_estimate, srm_check
 
 
 def test_welch_difference_matches_statsmodels() -> None:
@@ -68,6 +69,35 @@ def test_compare_arms_table_and_errors() -> None:
         compare_arms(df, "arm", "a", "c", means=["clicks"])
     with pytest.raises(IntentRankError, match="NaN"):
         compare_means(np.array([1.0, np.nan, 2.0]), np.array([1.0, 2.0, 3.0]))
+
+
+def test_holm_adjustment_matches_the_step_down_rule_and_keeps_nan() -> None:
+    adj, rej = holm([0.01, 0.04, np.nan, 0.03, 0.2])
+    # sorted 0.01, 0.03, 0.04, 0.2 over m = 4: 0.04, 0.09, max(0.09, 0.08), max(0.09, 0.2)
+    assert adj[[0, 3, 1, 4]] == pytest.approx([0.04, 0.09, 0.09, 0.2])
+    assert np.isnan(adj[2]) and list(rej) == [True, False, False, False, False]
+    rng = np.random.default_rng(6)
+    for n in (1, 2, 7, 13):
+        for p in (rng.uniform(size=n), rng.uniform(0, 0.02, size=n), np.round(rng.uniform(size=n), 1)):
+            ref_rej, ref_adj, _, _ = multipletests(p, alpha=0.05, method="holm")
+            adj, rej = holm(p)
+            assert adj == pytest.approx(ref_adj) and (rej == ref_rej).all()
+
+
+def test_holm_controls_family_wise_error_in_aa_tables() -> None:
+    """Families of 12 null p-values: unadjusted, one crosses alpha in about 1 - 0.95^12 = 46% of
+    families; Holm keeps that at or below 5%. And compare_arms carries the adjusted columns."""
+    rng = np.random.default_rng(5)
+    p = rng.uniform(size=(4000, 12))
+    raw = (p < 0.05).any(1).mean()
+    fwer = np.mean([holm(row)[1].any() for row in p])
+    assert 0.42 < raw < 0.50 and fwer <= 0.06
+    df = pd.DataFrame(
+        {"arm": np.repeat(["a", "b"], 200)} | {f"m{k}": rng.normal(size=400) for k in range(12)}
+    )
+    tab = compare_arms(df, "arm", "a", "b", means=[f"m{k}" for k in range(12)])
+    assert (tab["diff_p_holm"] >= tab["diff_p_value"] - 1e-12).all()
+    assert (tab["rel_significant_holm"] <= tab["rel_significant"]).all()
 
 
 def test_srm_check() -> None:

@@ -164,6 +164,7 @@ def compare_cmd(
     )
     for t, tab in tables.items():
         typer.echo(
-            f"\n{t} vs {control} (per-user KPIs; ratio KPIs by the delta method; * = 95% CI excludes 0)"
+            f"\n{t} vs {control} (per-user KPIs; ratio KPIs by the delta method; * = 95% CI excludes 0;"
+            " holm p = p-value Holm-adjusted over the table's metrics)"
         )
         typer.echo(format_comparison(tab, control, t))

@@ -70,6 +70,7 @@ class MainJobResult:
                     "relative_change": _r(rows.at[m, "rel_value"]),
                     "ci95": [_r(rows.at[m, "rel_ci_low"]), _r(rows.at[m, "rel_ci_high"])],
                     "significant": bool(rows.at[m, "rel_significant"]),
+                    "p_holm": _r(rows.at[m, "rel_p_holm"]),
                 }
                 for m in HEADLINE
                 if m in rows.index

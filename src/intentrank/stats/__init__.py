@@ -1,7 +1,8 @@
 """Statistics for comparing arms of an experiment: per-user metrics with confidence intervals.
 
 Difference of means by Welch's t interval, relative change and ratio metrics (e.g. CTR =
-clicks / impressions per user) by the delta method, and a sample-ratio-mismatch check.
+clicks / impressions per user) by the delta method, Holm adjustment across a table's metrics, and a
+sample-ratio-mismatch check.
 """
 
 from intentrank.stats.compare import (
@@ -10,6 +11,7 @@ from intentrank.stats.compare import (
     compare_arms,
     compare_means,
     compare_ratios,
+    holm,
     ratio_estimate,
 )
 from intentrank.stats.srm import SRMResult, srm_check
@@ -21,6 +23,7 @@ __all__ = [
     "compare_arms",
     "compare_means",
     "compare_ratios",
+    "holm",
     "ratio_estimate",
     "srm_check",
 ]
