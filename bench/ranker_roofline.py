@@ -31,7 +31,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from ranker_speed import deepctr, make_data, measure, ours, rechub, vocab_sizes
+from ranker_speed import deepctr, make_data, measure, ours, print_markdown, rechub, vocab_sizes
 
 GEMM_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
 
@@ -93,7 +93,7 @@ def main() -> None:
         print(f"GEMM {k}: {v / 1e9:.1f} GFLOP/s")
     peak = max(gemm.values())
     vocab = vocab_sizes("small")
-    data = make_data(vocab, 3 + args.rounds * args.steps, args.batch)
+    data = make_data(vocab, max(8, 3 + args.rounds * args.steps), args.batch)  # >= the 3 + 5 profiled steps
     rows = []
     for model in args.models.split(","):
         steps = {
@@ -120,11 +120,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     print(f"load after: {os.getloadavg()[0]:.2f}; GEMM ceiling {peak / 1e9:.1f} GFLOP/s")
-    hdr = list(rows[0])
-    print("| " + " | ".join(hdr) + " |")
-    print("|" + "---|" * len(hdr))
-    for r in rows:
-        print("| " + " | ".join(str(r[h]) for h in hdr) + " |")
+    print_markdown(rows, list(rows[0]))
 
 
 if __name__ == "__main__":

@@ -64,6 +64,23 @@ def make_data(vocab: list[int], n_batches: int, batch: int, seed: int = 0) -> li
     return out
 
 
+def optimise(opts: list[torch.optim.Optimizer], loss: torch.Tensor) -> None:
+    """One training step's update: clear grads, backward, step every optimiser."""
+    for o in opts:
+        o.zero_grad(set_to_none=True)
+    loss.backward()
+    for o in opts:
+        o.step()
+
+
+def print_markdown(rows: list[dict], header: list[str]) -> None:
+    """Rows as a Markdown table with the given columns."""
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for r in rows:
+        print("| " + " | ".join(str(r[h]) for h in header) + " |")
+
+
 # -- ours -----------------------------------------------------------------------------------------
 def ours(model: str, vocab: list[int], data: list[dict], batch_norm: bool) -> Step:
     spec = FeatureSpecConfig(
@@ -107,11 +124,7 @@ def ours(model: str, vocab: list[int], data: list[dict], batch_norm: bool) -> St
         b = batches[i]
         out = net(b)
         loss = sum(F.binary_cross_entropy_with_logits(out[t], b["y"][:, j]) for j, t in enumerate(tasks))
-        for o in opts:
-            o.zero_grad(set_to_none=True)
-        loss.backward()
-        for o in opts:
-            o.step()
+        optimise(opts, loss)
 
     return step
 
@@ -170,11 +183,7 @@ def rechub(model: str, vocab: list[int], data: list[dict], sparse: bool = False)
         x, y = batches[i]
         p = net(x)  # probabilities (rechub applies the sigmoid inside)
         loss = F.binary_cross_entropy(p, y[:, : p.shape[1]] if p.dim() == 2 else y[:, 0])
-        for o in opts:
-            o.zero_grad(set_to_none=True)
-        loss.backward()
-        for o in opts:
-            o.step()
+        optimise(opts, loss)
 
     return step
 
@@ -232,11 +241,7 @@ def deepctr(model: str, vocab: list[int], data: list[dict], sparse: bool = False
         x, y = batches[i]
         p = net(x)
         loss = F.binary_cross_entropy(p, y[:, : p.shape[1]])
-        for o in opts:
-            o.zero_grad(set_to_none=True)
-        loss.backward()
-        for o in opts:
-            o.step()
+        optimise(opts, loss)
 
     return step
 
@@ -326,10 +331,7 @@ def main() -> None:
     ]
     if args.ref_sparse:
         hdr += ["rechub+sparse", "deepctr+sparse", "ours/faster_sparse_ref"]
-    print("| " + " | ".join(hdr) + " |")
-    print("|" + "---|" * len(hdr))
-    for r in results:
-        print("| " + " | ".join(str(r[h]) for h in hdr) + " |")
+    print_markdown(results, hdr)
 
 
 if __name__ == "__main__":

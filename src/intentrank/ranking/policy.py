@@ -97,14 +97,7 @@ class RankerPolicy(Policy):
         cat = np.empty((len(items), len(ci)), np.int64)
         dense = np.empty((len(items), len(di)), np.float32)
         if ci or di:
-            sub = FeatureEncoder(
-                FeatureSpecConfig.model_construct(
-                    categorical=[spec.categorical[j] for j in ci],
-                    dense=[spec.dense[j] for j in di],
-                    embedding_dim=spec.embedding_dim,
-                )
-            )
-            cat, dense = sub.encode_numpy(items)
+            cat, dense = _sub_encoder(spec, ci, di).encode_numpy(items)
         self._cache_key, self._cache = key, (np.array(ci, np.int64), cat, np.array(di, np.int64), dense)
         return self._cache
 
@@ -139,14 +132,7 @@ class RankerPolicy(Policy):
                 if col in catalogue.items.columns:
                     cols[col] = catalogue.items[col].to_numpy()[item]
             frame = derive_event_columns(pd.DataFrame(cols))
-            sub = FeatureEncoder(
-                FeatureSpecConfig.model_construct(
-                    categorical=[spec.categorical[j] for j in rest_c],
-                    dense=[spec.dense[j] for j in rest_d],
-                    embedding_dim=spec.embedding_dim,
-                )
-            )
-            rc, rd = sub.encode_numpy(frame)
+            rc, rd = _sub_encoder(spec, rest_c, rest_d).encode_numpy(frame)
             if rest_c:
                 cat[:, rest_c] = rc
             if rest_d:
@@ -185,3 +171,14 @@ def _factory(
 
 
 register_policy("ranker", _factory)
+
+
+def _sub_encoder(spec: FeatureSpecConfig, cat_idx: list[int], dense_idx: list[int]) -> FeatureEncoder:
+    """An encoder for the listed categorical and dense features of ``spec`` (same order, same settings)."""
+    return FeatureEncoder(
+        FeatureSpecConfig.model_construct(
+            categorical=[spec.categorical[j] for j in cat_idx],
+            dense=[spec.dense[j] for j in dense_idx],
+            embedding_dim=spec.embedding_dim,
+        )
+    )
