@@ -37,14 +37,15 @@ import torch
 from intentrank.mitigation.pipeline import MitigationPlan
 from intentrank.ranking.config import RankerConfig
 from intentrank.ranking.formula import RankingFormula
-from intentrank.ranking.policy import RankerPolicy
 from intentrank.ranking.trainer import Trainer
+from intentrank.serving.policy import Policy
+from intentrank.serving.ranker import RankerPolicy
+from intentrank.simulator.ab import compare_kpis
 from intentrank.simulator.catalogue import Catalogue, build_catalogue
 from intentrank.simulator.config import SimulatorConfig
 from intentrank.simulator.engine import Simulator
-from intentrank.simulator.experiment import compare_kpis
 from intentrank.simulator.kpis import summarise
-from intentrank.simulator.policies import Policy, RandomPolicy
+from intentrank.simulator.policies import RandomPolicy
 from intentrank.simulator.world import World
 
 ADVERSARIAL = {"method": "adversarial", "weight": 1.0, "reversal": 1.0}
@@ -105,9 +106,11 @@ def ranker_config(seed: int, click_target: str = "click") -> RankerConfig:
 FORMULAS = {"ctr": RankingFormula(a=1.0, b=0.0, g=0.0), "default": RankingFormula(a=1.0, b=0.8, g=0.0)}
 
 
-def ranker_policy(name: str, trainer: Trainer, post: list[Any], formula: RankingFormula) -> Policy:
-    """Serve a trained model: the formula on its predictions, then the post-processors."""
-    return RankerPolicy(trainer.model, formula=formula, post_processors=post, name=name)
+def ranker_policy(name: str, trainer: Trainer | Any, post: list[Any], formula: RankingFormula) -> Policy:
+    """Serve a trained model (a fitted Trainer or the model itself): the formula on its predictions, then
+    the post-processors."""
+    model = trainer.model_ if isinstance(trainer, Trainer) else trainer
+    return RankerPolicy(model, formula=formula, post_processors=post, name=name)
 
 
 def simulate_log(catalogue: Catalogue, users: int, days: int, seed: int) -> pd.DataFrame:
@@ -177,7 +180,7 @@ def train_all(
                 "best_epoch": res["best_epoch"],
             }
             rec["click_auc"] = res["valid"]["click"]["auc"]
-            shallow = getattr(trainer.model, "shallow", None)
+            shallow = getattr(trainer.model_, "shallow", None)
             if shallow is not None:  # the tower's logit at c = 0 and c = 1 (its learned bias on c)
                 shallow.eval()
                 with torch.no_grad():
@@ -233,15 +236,14 @@ def main() -> None:
                 "shallow_tower+heuristic", trainers["shallow_tower"], heur, formula
             )
             t = time.perf_counter()
-            model = copy.deepcopy(trainers["unmitigated"].model)
-            rl_trainer = Trainer(trainers["unmitigated"].config, model=model)
+            model = copy.deepcopy(trainers["unmitigated"].model_)
             rep = MitigationPlan([RL]).align(model, items, contexts, formula, seed=args.seed)
             assert rep is not None
             model.eval()
             key = f"{target}/rl_alignment[{fname}]"
             info[key] = {"align_s": round(time.perf_counter() - t, 1), **rep.as_dict()}
             print(f"aligned {key}: {info[key]}", file=sys.stderr)
-            policies["rl_alignment"] = ranker_policy("rl_alignment", rl_trainer, [], formula)
+            policies["rl_alignment"] = ranker_policy("rl_alignment", model, [], formula)
             frames = {}
             for name, pol in policies.items():
                 t = time.perf_counter()

@@ -28,11 +28,11 @@ import torch
 
 from intentrank.ranking.config import RankerConfig
 from intentrank.ranking.formula import RankingFormula
-from intentrank.ranking.policy import RankerPolicy
 from intentrank.ranking.trainer import Trainer
+from intentrank.serving.ranker import RankerPolicy
+from intentrank.simulator.ab import format_comparison, simulate
 from intentrank.simulator.catalogue import build_catalogue
 from intentrank.simulator.config import SimulatorConfig
-from intentrank.simulator.experiment import format_comparison, simulate
 from intentrank.simulator.sinks import StoreSink
 from intentrank.store import EventStore
 
@@ -86,7 +86,7 @@ def main() -> None:
     last = events["day"].max()
     train_df, test_df = events[events["day"] < last], events[events["day"] == last]
     trainer = Trainer(ranker_config(args.epochs, args.threads))
-    fit = trainer.fit(train_df)
+    fit = trainer.fit(train_df).fit_report_
     held_out = trainer.evaluate(test_df)
     t_train = time.perf_counter() - t0
     print(
@@ -99,8 +99,8 @@ def main() -> None:
     # 3. A/B: same model, ctr·t^0.8 vs p_click alone
     t0 = time.perf_counter()
     arms = {
-        "ctr_only": RankerPolicy(trainer.model, formula=RankingFormula(1.0, 0.0, 0.0), name="ctr_only"),
-        "ctr_t08": RankerPolicy(trainer.model, formula=RankingFormula(1.0, 0.8, 0.0), name="ctr_t08"),
+        "ctr_only": RankerPolicy(trainer.model_, formula=RankingFormula(1.0, 0.0, 0.0), name="ctr_only"),
+        "ctr_t08": RankerPolicy(trainer.model_, formula=RankingFormula(1.0, 0.8, 0.0), name="ctr_t08"),
     }
     ab_cfg = SimulatorConfig(users=args.ab_users, days=args.ab_days)
     res = simulate(arms, ab_cfg, seed=args.seed + 1, catalogue=cat)

@@ -20,7 +20,8 @@ import numpy as np
 from intentrank.simulator.catalogue import build_catalogue, extend_catalogue
 from intentrank.simulator.config import SimulatorConfig
 from intentrank.simulator.engine import Simulator
-from intentrank.simulator.policies import StaticScorePolicy, get_policy
+from intentrank.simulator.policies import StaticScorePolicy
+from intentrank.simulator.registry import get_policy
 from intentrank.simulator.world import World
 
 

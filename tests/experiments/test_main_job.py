@@ -14,9 +14,9 @@ from intentrank.experiments.main_job import ARMS, run_main_job
 from intentrank.store import EventStore
 
 TINY = {
-    "experiment": {"log_users": 150, "log_days": 2, "ab_users": 160, "ab_days": 1, "epochs": 1},
+    "experiment": {"log_users": 150, "log_days": 2, "ab_users": 160, "ab_days": 1},
     "simulator": {"candidates": 40, "max_slates": 3},
-    "ranker": {"train": {"progress": False}},
+    "ranker": {"train": {"progress": False, "epochs": 1}},
 }
 
 

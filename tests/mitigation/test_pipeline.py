@@ -91,7 +91,7 @@ def test_aux_loss_and_downweight_lower_clickbait_ctr_through_trainer(sim_log) ->
     }.items():
         plan = MitigationPlan(methods)
         trainer = plan.make_trainer(tiny_ranker_config())
-        hooks = plan.trainer_hooks(trainer.model)
+        hooks = plan.trainer_hooks(MultiTaskRanker(trainer.config))
         if name == "aux_loss":
             assert isinstance(hooks.extra_losses[0], AuxClickbaitLoss)
         if name == "downweight":
@@ -107,12 +107,18 @@ def test_adversarial_head_trains_alongside(sim_log) -> None:
     log, items = sim_log
     plan = MitigationPlan([{"method": "adversarial", "weight": 1.0, "hidden": 8}])
     trainer = Trainer(plan.ranker_config(tiny_ranker_config(epochs=1)))
-    hooks = plan.trainer_hooks(trainer.model)
-    (head,) = hooks.extra_modules
-    assert head.net[0].in_features == encoder_width(trainer.model)
-    before = [p.detach().clone() for p in head.parameters()]
-    trainer.fit(log, items, **hooks.as_kwargs())
-    assert any(not torch.equal(a, b) for a, b in zip(before, head.parameters(), strict=True))
+    seen: dict = {}
+
+    def hooks_for(model: torch.nn.Module) -> dict:
+        hooks = plan.trainer_hooks(model)
+        (head,) = hooks.extra_modules
+        assert head.net[0].in_features == encoder_width(model)
+        seen["head"], seen["before"] = head, [p.detach().clone() for p in head.parameters()]
+        return hooks.as_kwargs()
+
+    trainer.fit(log, items, hooks_for=hooks_for)
+    after = seen["head"].parameters()
+    assert any(not torch.equal(a, b) for a, b in zip(seen["before"], after, strict=True))
 
 
 def test_rl_alignment_on_the_ranker(sim_log) -> None:
@@ -126,7 +132,7 @@ def test_rl_alignment_on_the_ranker(sim_log) -> None:
     rep = result["alignment"]
     assert rep["kl"] <= rep["kl_bound"] + 1e-9
     assert rep["mean_c_topk_aligned"] < rep["mean_c_topk_frozen"]
-    assert not trainer.model.training
+    assert not trainer.model_.training
 
 
 def test_combination_composes_every_stage() -> None:

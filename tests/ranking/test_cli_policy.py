@@ -13,10 +13,14 @@ import yaml
 from typer.testing import CliRunner
 
 from intentrank.cli.main import app
+from intentrank.ranking.candidates import CandidateFeatures
+from intentrank.ranking.config import RankerConfig
+from intentrank.ranking.features import FeatureEncoder, derive_event_columns
 from intentrank.ranking.formula import RankingFormula
-from intentrank.ranking.policy import RankerPolicy
 from intentrank.ranking.trainer import Trainer
-from intentrank.simulator.policies import SlateRequest, get_policy
+from intentrank.serving.policy import SlateRequest
+from intentrank.serving.ranker import RankerPolicy
+from intentrank.simulator.registry import get_policy
 
 SMALL = {
     "ranker": {
@@ -73,12 +77,10 @@ def test_ranker_policy_scores_and_post_processors(
     events: tuple[pd.DataFrame, pd.DataFrame], store: Path, tmp_path: Path
 ) -> None:
     imp, items = events
-    tr = Trainer(
-        Trainer().config.model_copy(
-            update={"train": Trainer().config.train.model_copy(update={"epochs": 1, "progress": False})}
-        )
-    )
-    tr.fit(imp.iloc[:4000], items)
+    base = RankerConfig()
+    train = base.train.model_copy(update={"epochs": 1, "progress": False})
+    tr = Trainer(base.model_copy(update={"train": train}))
+    assert tr.fit(imp.iloc[:4000], items) is tr
     rng = np.random.default_rng(0)
     req = SlateRequest(
         user_ids=np.array([1, 2, 3]),
@@ -88,18 +90,24 @@ def test_ranker_policy_scores_and_post_processors(
         day=0,
     )
     cat = _Catalogue(items)
-    pol = RankerPolicy(tr.model, formula=RankingFormula())
+    pol = RankerPolicy(tr.model_, formula=RankingFormula())
     s = pol.scores(req, cat)
     assert s.shape == (3, 50) and np.isfinite(s).all() and (s >= 0).all()
     p = pol.predict(req, cat)
-    frame_cat, frame_dense = pol.encoder.encode_numpy(pol.feature_frame(req, cat))
-    cached_cat, cached_dense = pol.encode_request(req, cat)
-    np.testing.assert_array_equal(cached_cat, frame_cat)
-    np.testing.assert_allclose(cached_dense, frame_dense, rtol=1e-6)
+    # the one row builder gives the rows the training encoder gives on the same (user, item, context) frame
+    frame = pd.DataFrame({"user_id": np.repeat(req.user_ids, 50), "item_id": req.candidates.reshape(-1),
+                          "slate_index": 0, "position": 0, "ts": np.repeat(req.ts, 50)})  # fmt: skip
+    frame = derive_event_columns(frame.merge(items, on="item_id", how="left"))
+    frame_cat, frame_dense = FeatureEncoder(tr.model_.config.features).encode_numpy(frame)
+    rows_cat, rows_dense = CandidateFeatures(tr.model_.config.features, items).encode(
+        req.user_ids, req.candidates, req.slate_index, req.ts
+    )
+    np.testing.assert_array_equal(rows_cat, frame_cat)
+    np.testing.assert_allclose(rows_dense, frame_dense, rtol=1e-6)
     np.testing.assert_allclose(s, p["p_click"] * p["time"] ** 0.8, rtol=1e-9)
-    ctr_only = RankerPolicy(tr.model, formula=RankingFormula(1, 0, 0)).scores(req, cat)
+    ctr_only = RankerPolicy(tr.model_, formula=RankingFormula(1, 0, 0)).scores(req, cat)
     np.testing.assert_allclose(ctr_only, p["p_click"])
-    pen = RankerPolicy(tr.model, post_processors=[lambda sc, cb: sc * (1 - cb)]).scores(req, cat)
+    pen = RankerPolicy(tr.model_, post_processors=[lambda sc, cb: sc * (1 - cb)]).scores(req, cat)
     np.testing.assert_allclose(pen, s * (1 - items["clickbait_score"].to_numpy()[req.candidates]))
     tr.save(tmp_path / "m")
     by_name = get_policy("ranker", model_dir=str(tmp_path / "m"), b=0.0)

@@ -16,6 +16,7 @@ from intentrank.ranking.events import load_events
 from intentrank.ranking.labels import make_labels
 from intentrank.ranking.metrics import ndcg_per_slate
 from intentrank.ranking.trainer import Trainer
+from intentrank.runtime import torch_seed
 
 from .conftest import make_events
 
@@ -48,8 +49,8 @@ def trained() -> tuple[Trainer, dict]:
     # (few conversions); here it is 0.67-0.68 over seeds 0-3, well clear of the 0.55 bar.
     imp, items = make_events(n_slates=3000)
     tr = Trainer(small_config(epochs=4))
-    res = tr.fit(imp, items)
-    return tr, res
+    assert tr.fit(imp, items) is tr
+    return tr, tr.fit_report_
 
 
 def test_fit_learns_above_chance_and_reports_metrics(trained: tuple[Trainer, dict]) -> None:
@@ -65,9 +66,14 @@ def test_fit_learns_above_chance_and_reports_metrics(trained: tuple[Trainer, dic
 def test_deterministic_with_seed(events: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     imp, items = events
     sub = imp.iloc[:4000]
-    a = Trainer(small_config(epochs=1)).fit(sub, items)
-    b = Trainer(small_config(epochs=1)).fit(sub, items)
-    assert a["valid"] == b["valid"]
+    a = Trainer(small_config(epochs=1)).fit(sub, items).fit_report_
+    tr = Trainer(small_config(epochs=1)).fit(sub, items)
+    assert a["valid"] == tr.fit_report_["valid"]
+    # a second fit starts fresh (same result again); warm_start continues from the fitted weights
+    assert tr.fit(sub, items).fit_report_["valid"] == a["valid"]
+    tr.warm_start = True
+    assert tr.fit(sub, items).fit_report_["valid"] != a["valid"]
+    assert len(tr.history_) == 2
 
 
 def test_checkpoint_round_trip_and_other_spec_refused(
@@ -114,28 +120,39 @@ def test_reads_duckdb_and_parquet(events: tuple[pd.DataFrame, pd.DataFrame], tmp
 def test_hooks_extra_loss_sample_weight_extra_module(events: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     imp, items = events
     tr = Trainer(small_config(epochs=1, valid_fraction=0.0))
-    head = torch.nn.Linear(tr.model.backbone.out_dim, 1)
-    before = head.weight.detach().clone()
     calls = {"loss": 0, "w": 0}
+    made: dict = {}
 
-    def adv(out: dict, batch: dict) -> torch.Tensor:
-        calls["loss"] += 1
-        return ((head(tr.model.encode(batch)).squeeze(-1) - batch["clickbait_score"]) ** 2).mean()
+    def hooks_for(model: torch.nn.Module) -> dict:
+        head = torch.nn.Linear(model.backbone.out_dim, 1)
+        made["head"], made["before"] = head, head.weight.detach().clone()
+
+        def adv(out: dict, batch: dict) -> torch.Tensor:
+            calls["loss"] += 1
+            return ((head(model.encode(batch)).squeeze(-1) - batch["clickbait_score"]) ** 2).mean()
+
+        return {"extra_losses": [adv], "extra_modules": [head]}
 
     def weight(batch: dict) -> torch.Tensor:
         calls["w"] += 1
         return 1.0 - 0.5 * batch["clickbait_score"]
 
-    tr.fit(imp.iloc[:3000], items, extra_losses=[adv], sample_weight_fn=weight, extra_modules=[head])
+    tr.fit(imp.iloc[:3000], items, sample_weight_fn=weight, hooks_for=hooks_for)
     assert calls["loss"] > 0 and calls["w"] > 0
-    assert not torch.equal(before, head.weight)
+    assert not torch.equal(made["before"], made["head"].weight)
 
 
 def test_shallow_tower_training(events: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     imp, items = events
     cfg = small_config(epochs=1).model_copy(update={"shallow_tower": ShallowTowerConfig()})
-    res = Trainer(cfg).fit(imp.iloc[:4000], items)
-    assert res["valid"]["click"]["auc"] is not None
+    tr = Trainer(cfg).fit(imp.iloc[:4000], items)
+    fresh = Trainer(cfg)
+    with torch_seed(cfg.train.seed):
+        fresh._init_model()  # the same seeded initial weights, untrained
+    trained_w = [p for n, p in tr.model_.named_parameters() if n.startswith("shallow.")]
+    init_w = [p for n, p in fresh.model_.named_parameters() if n.startswith("shallow.")]
+    assert trained_w and any(not torch.equal(a, b) for a, b in zip(trained_w, init_w, strict=True))
+    assert isinstance(tr.fit_report_["valid"]["click"]["auc"], float)
 
 
 # -- bad input ---------------------------------------------------------------------------------

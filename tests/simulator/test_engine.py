@@ -8,15 +8,12 @@ import pytest
 
 from intentrank.config import load_config
 from intentrank.errors import ConfigError, IntentRankError
+from intentrank.serving.policy import SlateRequest
+from intentrank.simulator.ab import simulate
 from intentrank.simulator.config import SimulatorConfig
 from intentrank.simulator.engine import Simulator, assign_arms
-from intentrank.simulator.experiment import simulate
-from intentrank.simulator.policies import (
-    CallableScorerPolicy,
-    SlateRequest,
-    StaticScorePolicy,
-    get_policy,
-)
+from intentrank.simulator.policies import CallableScorerPolicy, StaticScorePolicy
+from intentrank.simulator.registry import get_policy
 from intentrank.simulator.sinks import CollectSink
 from intentrank.simulator.world import World
 

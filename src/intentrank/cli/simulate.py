@@ -47,11 +47,31 @@ def _progress(days: int, desc: str) -> tuple[tqdm, Any]:
     return bar, on_day
 
 
+def _policies(names: list[str], model: Path | None, base: str | None) -> dict[str, Any]:
+    """The named policies from the registry; ``--model`` goes to ``ranker``, ``--base`` to ``heuristic``
+    (and ``--model`` to a ``ranker`` base)."""
+    from intentrank.simulator.registry import get_policy
+
+    out: dict[str, Any] = {}
+    for name in names:
+        params: dict[str, Any] = {}
+        if name == "ranker" or (name == "heuristic" and base == "ranker"):
+            params["model_dir"] = str(model) if model is not None else None
+        if name == "heuristic" and base is not None:
+            params["base"] = base
+        out[name] = get_policy(name, **params)
+    if model is not None and not any(n == "ranker" or (n == "heuristic" and base == "ranker") for n in names):
+        raise ConfigError("--model is only used by the 'ranker' policy (or --policy heuristic --base ranker)")
+    if base is not None and "heuristic" not in names:
+        raise ConfigError("--base is only used by the 'heuristic' policy")
+    return out
+
+
 def _run(
-    policies: list[str], cfg: IntentRankConfig, out: Path | None, desc: str
+    policies: dict[str, Any], cfg: IntentRankConfig, out: Path | None, desc: str
 ) -> tuple[Any, dict[str, Any]]:
+    from intentrank.simulator.ab import simulate
     from intentrank.simulator.catalogue import build_catalogue
-    from intentrank.simulator.experiment import simulate
     from intentrank.simulator.sinks import ParquetSink, StoreSink
     from intentrank.store import EventStore
 
@@ -92,8 +112,12 @@ def _run(
 def simulate_cmd(
     ctx: typer.Context,
     policy: str = typer.Option(
-        "intent_oracle", help="Policy name: random, popularity, ctr_oracle, intent_oracle."
+        "intent_oracle",
+        help="Policy name: random, popularity, ctr_oracle, intent_oracle, ranker (--model), "
+        "heuristic (--base).",
     ),
+    model: Path | None = typer.Option(None, help="Model directory of the 'ranker' policy."),
+    base: str | None = typer.Option(None, help="Base policy of 'heuristic' (default ctr_oracle)."),
     users: int | None = typer.Option(None, help="Number of users (default: config simulator.users)."),
     days: int | None = typer.Option(None, help="Number of days (default: config simulator.days)."),
     seed: int | None = typer.Option(None, help="Random seed (default: config seed)."),
@@ -106,7 +130,7 @@ def simulate_cmd(
     if ctx.invoked_subcommand is not None:
         return
     cfg = _config(config, users, days, seed)
-    result, info = _run([policy], cfg, out, policy)
+    result, info = _run(_policies([policy], model, base), cfg, out, policy)
     summary = {
         "policy": policy,
         "users": cfg.simulator.users,
@@ -132,15 +156,17 @@ def compare_cmd(
     json_output: bool = typer.Option(
         False, "--json", help="Print the comparison as JSON instead of a table."
     ),
+    model: Path | None = typer.Option(None, help="Model directory of the 'ranker' arm."),
+    base: str | None = typer.Option(None, help="Base policy of the 'heuristic' arm."),
 ) -> None:
     """Simulate policies as arms of an A/B test; print each KPI vs the first arm with 95% CIs."""
-    from intentrank.simulator.experiment import format_comparison
+    from intentrank.simulator.ab import format_comparison
 
     names = [p.strip() for p in policies.split(",") if p.strip()]
     if len(names) < 2 or len(set(names)) != len(names):
         raise ConfigError(f"--policies: need at least two distinct policies, got {policies!r}")
     cfg = _config(config, users, days, seed)
-    result, info = _run(names, cfg, out, "arms " + ",".join(names))
+    result, info = _run(_policies(names, model, base), cfg, out, "arms " + ",".join(names))
     srm = result.srm()
     control = names[0]
     tables = {t: result.compare(control, t) for t in names[1:]}

@@ -26,17 +26,29 @@ def train(
         int | None, typer.Option(min=1, help="Override ranker.train.threads (torch threads).")
     ] = None,
 ) -> None:
-    """Train the ranker on EVENTS and save it to OUT; prints the validation metrics as JSON."""
+    """Train the ranker on EVENTS and save it to OUT; prints the validation metrics as JSON.
+
+    The config's ``mitigation`` methods that act on training (shallow tower, plain feature, adversarial,
+    aux loss, down-weighting, RL alignment) are applied; the serving-only ``heuristic`` is not part of a
+    model and is applied where the model serves (``simulate --policy heuristic --base ranker``).
+    """
     from intentrank.config import load_config
+    from intentrank.mitigation.pipeline import MitigationPlan
     from intentrank.ranking.trainer import Trainer
 
     train_over = {k: v for k, v in (("epochs", epochs), ("threads", threads)) if v is not None}
     overrides = {"ranker": {"train": train_over}} if train_over else None
-    cfg = load_config(config, overrides).ranker
-    trainer = Trainer.load(out, cfg) if resume else Trainer(cfg)
-    result = trainer.fit(events)
+    full = load_config(config, overrides)
+    plan = MitigationPlan(full.mitigation)
+    cfg = plan.ranker_config(full.ranker)
+    if resume:
+        trainer = Trainer.load(out, cfg, warm_start=True)
+        trainer.model_factory = plan.build_model
+    else:
+        trainer = plan.make_trainer(full.ranker)
+    result = plan.fit(trainer, events)
     trainer.save(out, result)
-    _print(result | {"model_dir": str(out)})
+    _print(result | {"model_dir": str(out), "mitigation": plan.names})
 
 
 @user_errors

@@ -28,6 +28,4 @@ class ExperimentConfig(BaseModel):
     log_days: int = Field(2, ge=2, description="Days in the logging phase; the last day is held out.")
     ab_users: int = Field(16_000, ge=40, description="Fresh users in the A/B phase, split over the arms.")
     ab_days: int = Field(3, ge=1, description="Days in the A/B phase.")
-    epochs: int = Field(2, ge=1, description="Training epochs of the ranker (overrides ranker.train.epochs).")
-    threads: int = Field(1, ge=1, description="torch threads for training and serving.")
     alpha: float = Field(0.05, gt=0.0, lt=0.5, description="Significance level of the confidence intervals.")

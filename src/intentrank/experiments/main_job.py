@@ -24,25 +24,23 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from intentrank.clickbait import CATEGORIES, categorize
 from intentrank.config import IntentRankConfig
 from intentrank.mitigation.pipeline import MitigationPlan
 from intentrank.ranking.events import load_events
 from intentrank.ranking.formula import RankingFormula
-from intentrank.ranking.policy import RankerPolicy
 from intentrank.ranking.trainer import Trainer
+from intentrank.runtime import torch_threads
+from intentrank.serving.ranker import RankerPolicy
+from intentrank.simulator.ab import format_comparison, simulate
 from intentrank.simulator.catalogue import build_catalogue
-from intentrank.simulator.experiment import format_comparison, simulate
 from intentrank.simulator.kpis import summarise
 from intentrank.simulator.sinks import StoreSink
 from intentrank.store import EventStore
 
 #: The arms of the A/B phase, control first.
 ARMS = ("control", "control_aa", "intent", "intent_mitigated")
-#: Methods that change training (a separately trained model); the others act at serving.
-_SERVING_ONLY = {"heuristic"}
 #: KPIs shown in the headline table.
 HEADLINE = ("ctr", "clicks", "time_spent_s", "bounce_rate", "conversions", "impressions_heavy")
 
@@ -107,7 +105,12 @@ def run_main_job(cfg: IntentRankConfig, out_dir: str | Path | None = None) -> Ma
     ex = cfg.experiment
     out = Path(out_dir or ex.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(ex.threads)
+    with torch_threads(cfg.ranker.train.threads):
+        return _run(cfg, out)
+
+
+def _run(cfg: IntentRankConfig, out: Path) -> MainJobResult:
+    ex = cfg.experiment
     seconds: dict[str, float] = {}
     t_all = time.perf_counter()
 
@@ -137,22 +140,19 @@ def run_main_job(cfg: IntentRankConfig, out_dir: str | Path | None = None) -> Ma
 
     # 2. train (base ranker, and a mitigated one if the mitigation changes training)
     t0 = time.perf_counter()
-    ranker_cfg = cfg.ranker.model_copy(
-        update={"train": cfg.ranker.train.model_copy(update={"epochs": ex.epochs, "threads": ex.threads})}
-    )
+    ranker_cfg = cfg.ranker
     _say(f"[2/3] training the ranker on {len(train_df):,} events (held out: day {last})")
-    base = Trainer(ranker_cfg)
-    base.fit(train_df)
+    base = Trainer(ranker_cfg).fit(train_df)
     training: dict[str, Any] = {"held_out": _round_metrics(base.evaluate(test_df))}
     base.save(out / "model")
     plan = MitigationPlan(cfg.mitigation)
-    mitigated_model = base.model
-    if set(plan.names) - _SERVING_ONLY:
+    mitigated_model = base.model_
+    if plan.changes_training:
         _say(f"      training the mitigated ranker ({', '.join(plan.names)})")
         mit = plan.make_trainer(ranker_cfg)
         plan.fit(mit, train_df, cat.items)
         training["mitigated_held_out"] = _round_metrics(mit.evaluate(test_df))
-        mitigated_model = mit.model
+        mitigated_model = mit.model_
         mit.save(out / "model_mitigated")
     training["mitigation"] = plan.names
     seconds["train"] = time.perf_counter() - t0
@@ -160,11 +160,11 @@ def run_main_job(cfg: IntentRankConfig, out_dir: str | Path | None = None) -> Ma
     # 3. A/B with an A/A arm, on fresh users (another seed)
     t0 = time.perf_counter()
     formula = RankingFormula.from_config(cfg.ranker.formula)
-    control = RankerPolicy(base.model, formula=RankingFormula(1.0, 0.0, 0.0), name="control")
+    control = RankerPolicy(base.model_, formula=RankingFormula(1.0, 0.0, 0.0), name="control")
     arms = {
         "control": control,
         "control_aa": control,
-        "intent": RankerPolicy(base.model, formula=formula, name="intent"),
+        "intent": RankerPolicy(base.model_, formula=formula, name="intent"),
         "intent_mitigated": RankerPolicy(
             mitigated_model, formula=formula, post_processors=plan.post_processors(), name="intent_mitigated"
         ),

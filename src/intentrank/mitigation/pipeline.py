@@ -17,7 +17,7 @@ Typical use::
     plan = MitigationPlan(cfg.mitigation)
     trainer = plan.make_trainer(cfg.ranker)              # mitigated config and model
     result = plan.fit(trainer, events, items)            # hooks + alignment
-    policy = RankerPolicy(trainer.model, ..., post_processors=plan.post_processors())
+    policy = RankerPolicy(trainer.model_, ..., post_processors=plan.post_processors())  # intentrank.serving
 """
 
 from __future__ import annotations
@@ -111,6 +111,17 @@ class MitigationPlan:
     def names(self) -> list[str]:
         return self.config.names()
 
+    @property
+    def changes_training(self) -> bool:
+        """True when a method acts on the model or its training (all but the serving-only ``heuristic``):
+        a mitigated arm then needs its own model."""
+        return any(m.method != "heuristic" for m in self.config.methods)  # type: ignore[attr-defined]
+
+    def penalty(self) -> HeuristicPenalty | None:
+        """The serving-time clickbait penalty (``heuristic``), or None."""
+        h = self._get(HeuristicMethod)
+        return None if h is None else HeuristicPenalty.from_config(h)
+
     def _get(self, cls: type) -> Any:
         return next((m for m in self.config.methods if isinstance(m, cls)), None)
 
@@ -137,25 +148,17 @@ class MitigationPlan:
             raise ConfigError(describe_validation_error(err, "ranker")) from None
 
     def build_model(self, config: RankerConfig) -> MultiTaskRanker:
-        """The ranker for ``config`` (seeded): a :class:`HeadMaskedRanker` when the shallow tower
-        feeds only some heads."""
-        torch.manual_seed(config.train.seed)
+        """The ranker for ``config``: a :class:`HeadMaskedRanker` when the shallow tower feeds only some
+        heads (the Trainer calls this under its seed)."""
         tower = self._get(ShallowTowerMethod)
         if tower is not None and set(tower.heads) != set(RANKER_TASKS):
             return HeadMaskedRanker(config, tower.heads)
         return MultiTaskRanker(config)
 
-    def make_trainer(self, base: RankerConfig | None = None) -> Trainer:
-        """A Trainer with the mitigated ranker config and model."""
-        cfg = self.ranker_config(base)
-        return Trainer(cfg, model=self.build_model(cfg))
-
-    def _prepare_model(self, trainer: Trainer) -> None:
-        tower = self._get(ShallowTowerMethod)
-        if tower is None or set(tower.heads) == set(RANKER_TASKS):
-            return
-        if not isinstance(trainer.model, HeadMaskedRanker):
-            trainer.model = HeadMaskedRanker.from_ranker(trainer.model, tower.heads)
+    def make_trainer(self, base: RankerConfig | None = None, **trainer_params: Any) -> Trainer:
+        """A Trainer with the mitigated ranker config and model factory (``trainer_params``: the other
+        Trainer parameters, e.g. ``threads``, ``warm_start``)."""
+        return Trainer(self.ranker_config(base), model_factory=self.build_model, **trainer_params)
 
     # -- stage 2: trainer hooks ----------------------------------------------------------------------
     def trainer_hooks(self, model: nn.Module) -> TrainerHooks:
@@ -209,13 +212,6 @@ class MitigationPlan:
         h = self._get(HeuristicMethod)
         return [] if h is None else [HeuristicPenalty.from_config(h)]
 
-    def wrap_policy(self, policy: Any) -> Any:
-        """Any simulator policy with the heuristic applied (unchanged without ``heuristic``)."""
-        from intentrank.mitigation.policies import PenalizedPolicy
-
-        h = self._get(HeuristicMethod)
-        return policy if h is None else PenalizedPolicy(policy, HeuristicPenalty.from_config(h))
-
     # -- all training-side stages at once ------------------------------------------------------------
     def fit(
         self,
@@ -225,11 +221,13 @@ class MitigationPlan:
         popularity: np.ndarray | None = None,
         **fit_kwargs: Any,
     ) -> dict[str, Any]:
-        """``trainer.fit`` with the hooks, then the alignment step; returns the fit result (+
-        ``"alignment"``). ``items`` (the catalogue, item_id 0..n-1) is needed for ``rl_alignment``."""
-        self._prepare_model(trainer)
-        hooks = self.trainer_hooks(trainer.model)
-        result = trainer.fit(events, items, **fit_kwargs, **hooks.as_kwargs())
+        """``trainer.fit`` with the hooks, then the alignment step; returns the trainer's ``fit_report_``
+        (+ ``"alignment"``). ``items`` (the catalogue, item_id 0..n-1) is needed for ``rl_alignment``.
+        A trainer not made by :meth:`make_trainer` gets this plan's model factory."""
+        if trainer.model_factory is None:
+            trainer.model_factory = self.build_model
+        trainer.fit(events, items, **fit_kwargs, hooks_for=lambda m: self.trainer_hooks(m).as_kwargs())
+        result = trainer.fit_report_
         if self._get(RLAlignmentMethod) is not None:
             if items is None:
                 raise DataError("rl_alignment needs the item catalogue (items=...)")
@@ -241,10 +239,10 @@ class MitigationPlan:
             if pop is None and self._get(RLAlignmentMethod).sampling == "popularity":
                 pop = np.bincount(df["item_id"].to_numpy(np.int64), minlength=len(items)).astype(np.float64)
             rep = self.align(
-                trainer.model, items, contexts, trainer.formula, pop, seed=trainer.config.train.seed
+                trainer.model_, items, contexts, trainer.formula, pop, seed=trainer.config_.train.seed
             )
             result["alignment"] = rep.as_dict() if rep is not None else None
-        trainer.model.eval()
+        trainer.model_.eval()
         return result
 
 

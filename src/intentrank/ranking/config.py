@@ -11,6 +11,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+#: Columns derived from event columns (``ranking.features.derive_event_columns``): a feature may read them
+#: as if they were event columns.
+DERIVED_COLUMNS: tuple[str, ...] = ("hour", "item_age_h")
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -176,7 +180,9 @@ class LabelConfig(_Section):
 class TrainConfig(_Section):
     """Optimisation, validation and early stopping."""
 
-    epochs: int = Field(5, ge=1)
+    epochs: int = Field(
+        2, ge=1, description="Most passes over the training events (early stopping may end sooner)."
+    )
     batch_size: int = Field(1024, ge=1)
     lr: float = Field(2e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
@@ -187,7 +193,9 @@ class TrainConfig(_Section):
     valid_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Share of slates held out for validation.")
     patience: int = Field(2, ge=0, description="Epochs without validation improvement before stopping.")
     seed: int = Field(0, ge=0)
-    threads: int | None = Field(None, ge=1, description="torch threads (None = torch's default).")
+    threads: int | None = Field(
+        1, ge=1, description="torch threads for training and serving (None = torch's default: all cores)."
+    )
     progress: bool = Field(True, description="tqdm progress bar on stderr.")
 
 

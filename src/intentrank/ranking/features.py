@@ -20,7 +20,7 @@ SECONDS_PER_DAY = 86_400.0
 
 
 def derive_event_columns(df: pd.DataFrame) -> pd.DataFrame:
-    """Add the derived event columns the default spec uses: ``hour`` (0..23 from ``ts``) and
+    """Add the derived event columns (:data:`DERIVED_COLUMNS`): ``hour`` (0..23 from ``ts``) and
     ``item_age_h`` (hours between ``publish_ts`` and ``ts``, ≥ 0). Returns a new frame."""
     out = df.copy(deep=False)
     if "ts" in out.columns:
@@ -88,10 +88,23 @@ class FeatureEncoder:
                     f"{what}: column {f.source!r} (dense feature {f.name!r}) has NaN or inf values"
                 )
 
-    def encode_numpy(self, df: pd.DataFrame, validate: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def subset(self, cat_idx: list[int], dense_idx: list[int]) -> FeatureEncoder:
+        """An encoder of the listed categorical and dense features of this spec (same order and settings)."""
+        spec = self.spec
+        return FeatureEncoder(
+            FeatureSpecConfig.model_construct(
+                categorical=[spec.categorical[j] for j in cat_idx],
+                dense=[spec.dense[j] for j in dense_idx],
+                embedding_dim=spec.embedding_dim,
+            )
+        )
+
+    def encode_numpy(
+        self, df: pd.DataFrame, validate: bool = True, what: str = "event frame"
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(cat (N, F) int64 bucket ids, dense (N, D) float32)."""
         if validate:
-            self.validate(df)
+            self.validate(df, what)
         n = len(df)
         cat = np.empty((n, len(self.spec.categorical)), dtype=np.int64)
         for j, f in enumerate(self.spec.categorical):

@@ -1,7 +1,10 @@
 """The ranking formula, in one place: ``score = p_click ** a * time ** b * p_conv ** g``.
 
 Defaults a = 1, b = 0.8, g = 0 give the industrial ``ctr · t^0.8``; (1, 0, 0) ranks by p_click alone.
-Works on NumPy arrays and torch tensors alike.
+:meth:`RankingFormula.score` works on NumPy arrays and torch tensors alike (natural units);
+:meth:`RankingFormula.log_score` gives ``a·log p_click + b·log time + g·log p_conv`` straight from the
+model's logits (finite and differentiable: what RL alignment optimises). Both order candidates the same
+way (log is increasing), except that log space floors time at 1 ms where the linear form gives 0.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import numpy as np
 import torch
 
 from intentrank.errors import ConfigError
+from intentrank.ranking.outputs import log_natural_units
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
@@ -58,3 +62,13 @@ class RankingFormula:
         return out_np  # type: ignore[return-value]
 
     __call__ = score
+
+    def log_score(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
+        """log of the score from the model's outputs (logits; see :func:`log_natural_units`), shape (B,)."""
+        logs = log_natural_units(out)
+        s = self.a * logs["p_click"]
+        if self.b:
+            s = s + self.b * logs["time"]
+        if self.g:
+            s = s + self.g * logs["p_conv"]
+        return s

@@ -1,13 +1,15 @@
-"""Training and evaluation of the multi-task ranker on logged events.
+"""Training and evaluation of the multi-task ranker on logged events (a scikit-learn-shaped estimator).
 
 ``Trainer(config).fit(events)`` reads events (DuckDB store, Parquet, DataFrame or EventStore), builds
 labels and features, holds out a share of slates for validation, trains with early stopping (best
-weights restored) and returns the validation metrics. Calling ``fit`` again continues from the current
-weights (incremental training). Hooks for the mitigation methods:
+weights restored) and returns ``self``; the fitted model is ``model_``, the validation metrics
+``fit_report_``. A second ``fit`` starts from fresh weights unless ``warm_start=True``, which continues
+from the current ones (incremental training). Hooks for the mitigation methods:
 
 - ``extra_losses``: callables ``(outputs, batch) -> scalar`` added to the loss;
 - ``sample_weight_fn``: ``batch -> (B,)`` multiplying the per-row weights ``w``;
-- ``extra_modules``: modules trained alongside the model (e.g. an adversarial head on ``model.encode``).
+- ``extra_modules``: modules trained alongside the model (e.g. an adversarial head on ``model.encode``);
+- ``hooks_for``: ``model -> {those three}``, for hooks that need the freshly built model.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from intentrank.errors import DataError
+from intentrank.errors import DataError, IntentRankError
 from intentrank.ranking import metrics as M
 from intentrank.ranking.checkpoint import load_checkpoint, save_checkpoint
 from intentrank.ranking.config import RankerConfig
@@ -36,8 +38,11 @@ from intentrank.ranking.formula import RankingFormula
 from intentrank.ranking.labels import make_labels
 from intentrank.ranking.losses import multitask_loss
 from intentrank.ranking.models.multitask import RANKER_TASKS, MultiTaskRanker
+from intentrank.ranking.outputs import natural_units
+from intentrank.runtime import torch_seed, torch_threads
 
 ExtraLoss = Callable[[dict[str, Tensor], dict[str, Tensor]], Tensor]
+ModelFactory = Callable[[RankerConfig], MultiTaskRanker]
 LABEL_KEYS = ("clicked", "long", "y_click", "y_dwell", "y_conversion", "w")
 
 
@@ -62,20 +67,66 @@ class EncodedEvents:
 
 
 class Trainer:
-    """Fit / evaluate / save / load the :class:`MultiTaskRanker` (scikit-learn-like)."""
+    """Fit / evaluate / save / load the :class:`MultiTaskRanker` (scikit-learn's estimator contract).
 
-    def __init__(self, config: RankerConfig | None = None, model: MultiTaskRanker | None = None) -> None:
-        self.config = config or (model.config if model is not None else RankerConfig())
-        if self.config.train.threads:
-            torch.set_num_threads(self.config.train.threads)
-        if model is None:
-            torch.manual_seed(self.config.train.seed)
-            model = MultiTaskRanker(self.config)
-        self.model = model
-        self.encoder = FeatureEncoder(self.model.config.features)
-        self.formula = RankingFormula.from_config(self.config.formula)
-        self.history: list[dict[str, float]] = []
-        self._fitted = False
+    Args:
+        config: the ranker settings (features, model, labels, training, formula).
+        model_factory: builds the model for a config (default :class:`MultiTaskRanker`; the mitigation
+            plan passes one that builds a head-masked ranker). Called under ``config.train.seed``.
+        warm_start: a second ``fit`` continues from the current weights instead of starting fresh.
+        threads: torch threads while fitting and predicting (default ``config.train.threads``; None
+            leaves torch's setting alone).
+
+    Attributes (after ``fit`` or ``load``):
+        model_: the fitted model. encoder_: its feature encoder. history_: per-epoch losses.
+        fit_report_: epochs, best epoch, seconds, row counts and validation metrics of the last fit.
+
+    Example:
+        >>> from intentrank.ranking.config import RankerConfig
+        >>> tr = Trainer(RankerConfig())        # stores parameters only; nothing is built yet
+        >>> hasattr(tr, "model_")
+        False
+    """
+
+    def __init__(
+        self,
+        config: RankerConfig | None = None,
+        *,
+        model_factory: ModelFactory | None = None,
+        warm_start: bool = False,
+        threads: int | None = None,
+    ) -> None:
+        self.config = config
+        self.model_factory = model_factory
+        self.warm_start = warm_start
+        self.threads = threads
+
+    # -- resolved settings ---------------------------------------------------------------------
+    @property
+    def config_(self) -> RankerConfig:
+        """The config in force: the fitted model's (architecture), with this trainer's training settings."""
+        return self.config or (self.model_.config if hasattr(self, "model_") else RankerConfig())
+
+    @property
+    def formula(self) -> RankingFormula:
+        """The ranking formula of the config."""
+        return RankingFormula.from_config(self.config_.formula)
+
+    def _threads(self) -> int | None:
+        return self.threads if self.threads is not None else self.config_.train.threads
+
+    def _fitted(self) -> MultiTaskRanker:
+        if not hasattr(self, "model_"):
+            raise IntentRankError("this Trainer is not fitted yet: call fit() or Trainer.load() first")
+        return self.model_
+
+    def _init_model(self) -> None:
+        """A fresh model (the caller seeds torch)."""
+        cfg = self.config_
+        self.model_ = (self.model_factory or MultiTaskRanker)(cfg)
+        self.encoder_ = FeatureEncoder(self.model_.config.features)
+        self.history_: list[dict[str, float]] = []
+        self._heads_initialised = False
 
     # -- data ----------------------------------------------------------------------------------
     def prepare(
@@ -91,8 +142,9 @@ class Trainer:
         """Encode an already joined event frame."""
         if len(df) == 0:
             raise DataError("event frame: the event set is empty")
-        labels = make_labels(df, self.config.labels)
-        cat, dense = self.encoder.encode_numpy(df)
+        cfg = self.config_
+        labels = make_labels(df, cfg.labels)
+        cat, dense = FeatureEncoder(cfg.features).encode_numpy(df)
         slate = df["slate_id"].to_numpy() if "slate_id" in df.columns else np.zeros(len(df), np.int64)
         return EncodedEvents(
             torch.from_numpy(cat),
@@ -103,19 +155,19 @@ class Trainer:
 
     def _batch(self, data: EncodedEvents, idx: Tensor | None = None) -> dict[str, Tensor]:
         if idx is None:
-            b = self.encoder.to_batch(data.cat, data.dense)
+            b = self.encoder_.to_batch(data.cat, data.dense)
             b.update(data.labels)
             return b
-        b = self.encoder.to_batch(data.cat[idx], data.dense[idx])
+        b = self.encoder_.to_batch(data.cat[idx], data.dense[idx])
         b.update({k: v[idx] for k, v in data.labels.items()})
         return b
 
     def split(self, data: EncodedEvents) -> tuple[EncodedEvents, EncodedEvents | None]:
         """Hold out ``valid_fraction`` of slates (stable hash of slate_id, seeded)."""
-        frac = self.config.train.valid_fraction
+        frac = self.config_.train.valid_fraction
         if frac <= 0:
             return data, None
-        h = hash_buckets(data.slate_id + np.int64(self.config.train.seed) * 1_000_003, 10_000)
+        h = hash_buckets(data.slate_id + np.int64(self.config_.train.seed) * 1_000_003, 10_000)
         va = h < round(frac * 10_000)
         if va.all() or not va.any():
             return data, None
@@ -123,12 +175,11 @@ class Trainer:
 
     # -- training ------------------------------------------------------------------------------
     def _optimizers(self, extra_modules: Sequence[nn.Module]) -> list[torch.optim.Optimizer]:
-        t = self.config.train
+        t = self.config_.train
+        model = self.model_
         sparse, dense = [], []
-        for name, p in self.model.named_parameters():
-            (sparse if name.startswith("embedding.") and self.model.embedding.table.sparse else dense).append(
-                p
-            )
+        for name, p in model.named_parameters():
+            (sparse if name.startswith("embedding.") and model.embedding.table.sparse else dense).append(p)
         for m in extra_modules:
             dense += list(m.parameters())
         opts: list[torch.optim.Optimizer] = [torch.optim.AdamW(dense, lr=t.lr, weight_decay=t.weight_decay)]
@@ -140,7 +191,7 @@ class Trainer:
         clicked = data.labels["clicked"] > 0
         if clicked.any():
             with torch.no_grad():
-                self.model.towers.output_bias(RANKER_TASKS.index("dwell")).fill_(
+                self.model_.towers.output_bias(RANKER_TASKS.index("dwell")).fill_(
                     float(data.labels["y_dwell"][clicked].mean())
                 )
 
@@ -153,8 +204,8 @@ class Trainer:
         """Total loss of one batch (model in its current mode)."""
         if sample_weight_fn is not None:
             batch = {**batch, "w": batch["w"] * sample_weight_fn(batch)}
-        out = self.model(batch)
-        total, parts = multitask_loss(out, batch, self.config.labels.task_weights, self.model.esmm)
+        out = self.model_(batch)
+        total, parts = multitask_loss(out, batch, self.config_.labels.task_weights, self.model_.esmm)
         for fn in extra_losses:
             total = total + fn(out, batch)
         return total, parts
@@ -168,25 +219,55 @@ class Trainer:
         extra_losses: Sequence[ExtraLoss] = (),
         sample_weight_fn: Callable[[dict[str, Tensor]], Tensor] | None = None,
         extra_modules: Sequence[nn.Module] = (),
+        hooks_for: Callable[[MultiTaskRanker], dict[str, Any]] | None = None,
+    ) -> Trainer:
+        """Train on ``events`` (validated against ``valid`` or a held-out share of slates); returns self.
+
+        Fresh weights unless ``warm_start`` and already fitted. ``fit_report_`` gets ``{"epochs",
+        "best_epoch", "train_seconds", "n_train", "n_valid", "valid": metrics}``.
+        """
+        with torch_threads(self._threads()):
+            data = self.prepare(events, items)
+            va_in = self.prepare(valid, items) if valid is not None else None
+            fresh = not (self.warm_start and hasattr(self, "model_"))
+            # one seeded block: weight init, the hooks' modules and dropout draw from it, nothing leaks out
+            with torch_seed(self.config_.train.seed + (0 if fresh else len(self.history_))):
+                if fresh:
+                    self._init_model()
+                if hooks_for is not None:
+                    hooks = hooks_for(self.model_)
+                    extra_losses = [*extra_losses, *hooks.get("extra_losses", [])]
+                    sample_weight_fn = hooks.get("sample_weight_fn") or sample_weight_fn
+                    extra_modules = [*extra_modules, *hooks.get("extra_modules", [])]
+                self.fit_report_ = self._fit(data, va_in, extra_losses, sample_weight_fn, extra_modules)
+        return self
+
+    def _fit(
+        self,
+        data: EncodedEvents,
+        va_in: EncodedEvents | None,
+        extra_losses: Sequence[ExtraLoss],
+        sample_weight_fn: Callable[[dict[str, Tensor]], Tensor] | None,
+        extra_modules: Sequence[nn.Module],
     ) -> dict[str, Any]:
-        """Train; returns ``{"epochs", "best_epoch", "train_seconds", "valid": metrics}``."""
-        t = self.config.train
-        data = self.prepare(events, items)
-        if valid is not None:
-            train, va = data, self.prepare(valid, items)
+        t = self.config_.train
+        model = self.model_
+        if va_in is not None:
+            train, va = data, va_in
         else:
             train, va = self.split(data)
-        if not self._fitted:
+        if not self._heads_initialised:
             self._init_heads(train)
+            self._heads_initialised = True
         opts = self._optimizers(extra_modules)
-        gen = torch.Generator().manual_seed(t.seed + len(self.history))
+        gen = torch.Generator().manual_seed(t.seed + len(self.history_))
         best, best_state, best_extra, best_epoch, bad = math.inf, None, None, 0, 0
         n = len(train)
         steps = math.ceil(n / t.batch_size)
         start = time.perf_counter()
         epoch = 0
         for epoch in range(1, t.epochs + 1):
-            self.model.train()
+            model.train()
             for m in extra_modules:
                 m.train()
             perm = torch.randperm(n, generator=gen)
@@ -206,22 +287,21 @@ class Trainer:
             rec = {"epoch": float(epoch), "train_loss": run_loss / steps}
             if va is not None:
                 rec["valid_loss"] = self.validation_loss(va, extra_losses, sample_weight_fn)
-            self.history.append(rec)
+            self.history_.append(rec)
             monitor = rec.get("valid_loss", rec["train_loss"])
             if monitor < best - 1e-6:
                 best, best_epoch, bad = monitor, epoch, 0
-                best_state = copy.deepcopy(self.model.state_dict())
+                best_state = copy.deepcopy(model.state_dict())
                 best_extra = [copy.deepcopy(m.state_dict()) for m in extra_modules]
             else:
                 bad += 1
                 if va is not None and bad > t.patience:
                     break
         if best_state is not None:
-            self.model.load_state_dict(best_state)
-            for m, s in zip(extra_modules, best_extra or [], strict=True):
-                m.load_state_dict(s)
-        self.model.eval()
-        self._fitted = True
+            model.load_state_dict(best_state)
+            for m, st in zip(extra_modules, best_extra or [], strict=True):
+                m.load_state_dict(st)
+        model.eval()
         result: dict[str, Any] = {
             "epochs": epoch,
             "best_epoch": best_epoch,
@@ -241,9 +321,9 @@ class Trainer:
         sample_weight_fn: Callable[[dict[str, Tensor]], Tensor] | None = None,
     ) -> float:
         """Mean loss over ``data`` in eval mode (what early stopping watches)."""
-        self.model.eval()
+        self.model_.eval()
         total, count = 0.0, 0
-        bs = max(self.config.train.batch_size, 8192)
+        bs = max(self.config_.train.batch_size, 8192)
         for s in range(0, len(data), bs):
             idx = torch.arange(s, min(s + bs, len(data)))
             loss, _ = self.loss(self._batch(data, idx), extra_losses, sample_weight_fn)
@@ -254,16 +334,17 @@ class Trainer:
     # -- prediction and evaluation --------------------------------------------------------------
     @torch.no_grad()
     def predict_encoded(self, data: EncodedEvents, batch_size: int = 16384) -> dict[str, np.ndarray]:
-        """p_click, time (s), p_conv (given click) and the formula score for every row."""
+        """p_click, time (s), p_conv (given click), dwell_log1p and the formula score for every row."""
+        model = self._fitted()
         parts: dict[str, list[Tensor]] = {"p_click": [], "time": [], "p_conv": [], "dwell_log1p": []}
-        self.model.eval()
-        for s in range(0, len(data), batch_size):
-            b = self.encoder.to_batch(data.cat[s : s + batch_size], data.dense[s : s + batch_size])
-            out = self.model(b)
-            parts["p_click"].append(torch.sigmoid(out["click"]))
-            parts["p_conv"].append(torch.sigmoid(out["conversion"]))
-            parts["dwell_log1p"].append(out["dwell"])
-            parts["time"].append(torch.expm1(out["dwell"]).clamp(min=0.0))
+        model.eval()
+        enc = FeatureEncoder(model.config.features)
+        with torch_threads(self._threads()):
+            for s in range(0, len(data), batch_size):
+                out = model(enc.to_batch(data.cat[s : s + batch_size], data.dense[s : s + batch_size]))
+                for k, v in natural_units(out).items():
+                    parts[k].append(v)
+                parts["dwell_log1p"].append(out["dwell"])
         res = {k: torch.cat(v).numpy().astype(np.float64) for k, v in parts.items()}
         res["score"] = self.formula.score(res["p_click"], res["time"], res["p_conv"])
         return res
@@ -282,7 +363,7 @@ class Trainer:
         clicked = lab["clicked"] > 0
         p_ctcvr = pr["p_click"] * pr["p_conv"]
         rel = lab["clicked"] + lab["long"] + lab["y_conversion"]
-        k = self.config.ndcg_k
+        k = self.config_.ndcg_k
         return {
             "n_events": len(data),
             "n_clicks": int(clicked.sum()),
@@ -307,13 +388,26 @@ class Trainer:
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, directory: str | Path, metrics: dict[str, Any] | None = None) -> Path:
-        """Checkpoint: weights + config + feature spec (+ metrics)."""
-        return save_checkpoint(directory, self.model, metrics)
+        """Checkpoint: weights + config + feature spec (+ metrics, default the last ``fit_report_``)."""
+        if metrics is None:
+            metrics = getattr(self, "fit_report_", None)
+        return save_checkpoint(directory, self._fitted(), metrics)
 
     @classmethod
-    def load(cls, directory: str | Path, config: RankerConfig | None = None) -> Trainer:
-        """A trainer around a saved model; refuses a checkpoint of another feature spec than ``config``'s."""
+    def load(
+        cls,
+        directory: str | Path,
+        config: RankerConfig | None = None,
+        *,
+        warm_start: bool = False,
+        threads: int | None = None,
+    ) -> Trainer:
+        """A fitted trainer around a saved model; refuses a checkpoint of another feature spec than
+        ``config``'s. ``warm_start=True``: a later ``fit`` continues from these weights."""
         model = load_checkpoint(directory, config)
-        tr = cls(model.config, model=model)
-        tr._fitted = True
+        tr = cls(model.config, warm_start=warm_start, threads=threads)
+        tr.model_ = model
+        tr.encoder_ = FeatureEncoder(model.config.features)
+        tr.history_ = []
+        tr._heads_initialised = True
         return tr

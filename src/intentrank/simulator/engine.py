@@ -20,9 +20,10 @@ import numpy as np
 import pyarrow as pa
 
 from intentrank.errors import ConfigError, IntentRankError
+from intentrank.serving.ordering import select_slates
+from intentrank.serving.policy import Policy, SlateRequest
 from intentrank.simulator import behaviour as bh
 from intentrank.simulator.kpis import KPIAccumulator
-from intentrank.simulator.policies import Policy, SlateRequest
 from intentrank.simulator.world import World
 from intentrank.store.event_store import IMPRESSIONS_ARROW_SCHEMA
 
@@ -233,7 +234,10 @@ class Simulator:
                 raise IntentRankError(
                     f"policy {policy.name!r} returned scores of shape {scores.shape}, expected {(nb, K)}"
                 )
-            order, propensity = _select(scores, S, policy, rng)
+            order, propensity = select_slates(
+                scores, S, stochastic=policy.stochastic, temperature=policy.temperature, rng=rng,
+                name=policy.name,
+            )  # fmt: skip
             slate = np.take_along_axis(cand, order, axis=1)  # (nb, S) item ids, best first
 
             # --- outcomes -------------------------------------------------------------------
@@ -314,36 +318,3 @@ class Simulator:
             clock[rows] += scroll * S + dwell_row
             p_cont = bh.continue_prob(new_trust, n_sat.astype(np.float32), n_bounce.astype(np.float32), bcfg)
             rows = rows[rng.random(nb, dtype=np.float32) < p_cont]
-
-
-def _select(
-    scores: np.ndarray, S: int, policy: Policy, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """(order (nb, S) candidate columns best first, propensity (nb, S)) for a deterministic or PL policy."""
-    nb, K = scores.shape
-    if not np.all(np.isfinite(scores)):
-        raise IntentRankError(f"policy {policy.name!r} returned NaN or infinite scores")
-    if policy.stochastic:
-        logits = scores / np.float32(policy.temperature)
-        keys = logits - np.log(
-            -np.log(rng.random((nb, K), dtype=np.float32) + np.float32(1e-12)) + np.float32(1e-12)
-        )
-        order = _top(keys, S)
-        m = logits.max(axis=1, keepdims=True)
-        e = np.exp((logits - m).astype(np.float64))
-        z = e.sum(axis=1, keepdims=True)
-        chosen = np.take_along_axis(e, order, axis=1)
-        remaining = z - (np.cumsum(chosen, axis=1) - chosen)
-        propensity = np.clip(chosen / remaining, 1e-12, 1.0)
-        return order, propensity
-    return _top(scores, S), np.ones((nb, S), dtype=np.float64)
-
-
-def _top(scores: np.ndarray, S: int) -> np.ndarray:
-    """Column indices of the S highest scores per row, in descending order (ties: lower column first)."""
-    K = scores.shape[1]
-    if S < K:
-        part = np.argpartition(-scores, S - 1, axis=1)[:, :S]
-        sub = np.take_along_axis(scores, part, axis=1)
-        return np.take_along_axis(part, np.argsort(-sub, axis=1, kind="stable"), axis=1)
-    return np.argsort(-scores, axis=1, kind="stable")

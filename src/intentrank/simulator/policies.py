@@ -1,55 +1,23 @@
-"""Policies: what the simulator (or the feed) asks to score a batch of users' candidates.
+"""The simulator's built-in policies: random, static scores, popularity, and the oracles that read the truth.
 
-A policy returns a (B, K) score matrix for a :class:`SlateRequest`. A deterministic policy's slate is
-the top ``slate_size`` candidates by score (propensity 1). A stochastic policy's slate is a
-Plackett-Luce sample over ``softmax(scores / temperature)`` (drawn with the Gumbel top-k trick) and
-each impression logs the probability of that pick given the items above it (for position 0, exactly
-the probability that the item is shown first).
+They implement the serving layer's :class:`~intentrank.serving.policy.Policy` protocol; the policies of
+the serving system itself (the trained ranker, post-processed policies) live in ``intentrank.serving``.
+Every policy is known by name through :mod:`intentrank.simulator.registry`.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from intentrank.errors import ConfigError, IntentRankError
+from intentrank.errors import IntentRankError
+from intentrank.serving.policy import Policy, SlateRequest, check_temperature
 
 if TYPE_CHECKING:
     from intentrank.simulator.catalogue import Catalogue
     from intentrank.simulator.world import World
-
-
-@dataclass(frozen=True)
-class SlateRequest:
-    """A batch of B users each asking for their next slate."""
-
-    user_ids: np.ndarray  # (B,) int64
-    candidates: np.ndarray  # (B, K) int64 item ids retrieved for each user (not yet shown this session)
-    slate_index: np.ndarray  # (B,) int16, 0 for the first slate of a session
-    ts: np.ndarray  # (B,) float64 event time (seconds since the run's epoch)
-    day: int
-
-
-class Policy(ABC):
-    """Scores candidates; higher = better. Subclasses set ``name`` and may set ``stochastic``."""
-
-    name: str = "policy"
-    stochastic: bool = False
-    temperature: float = 1.0
-
-    @abstractmethod
-    def scores(self, request: SlateRequest, catalogue: Catalogue) -> np.ndarray:
-        """(B, K) float scores of ``request.candidates``."""
-
-    def bind(self, world: World) -> None:  # noqa: B027 (optional hook)
-        """Called once by the simulator before a run; oracles keep the world to read the truth."""
-
-    def update(self, item_ids: np.ndarray, clicks: np.ndarray) -> None:  # noqa: B027 (optional hook)
-        """Called after each step with the shown slates (B, S) and their clicks (B, S) (online policies)."""
 
 
 class RandomPolicy(Policy):
@@ -75,7 +43,7 @@ class StaticScorePolicy(Policy):
         self.item_scores = np.asarray(item_scores, dtype=np.float32)
         if self.item_scores.ndim != 1 or not np.all(np.isfinite(self.item_scores)):
             raise IntentRankError("item_scores must be a 1-D array of finite numbers")
-        self.name, self.stochastic, self.temperature = name, stochastic, _check_temperature(temperature)
+        self.name, self.stochastic, self.temperature = name, stochastic, check_temperature(temperature)
 
     def scores(self, request: SlateRequest, catalogue: Catalogue) -> np.ndarray:
         return self.item_scores[request.candidates]
@@ -153,7 +121,7 @@ class CallableScorerPolicy(Policy):
         if not callable(fn):
             raise IntentRankError("CallableScorerPolicy needs a callable")
         self.fn, self.name = fn, name
-        self.stochastic, self.temperature = stochastic, _check_temperature(temperature)
+        self.stochastic, self.temperature = stochastic, check_temperature(temperature)
 
     def scores(self, request: SlateRequest, catalogue: Catalogue) -> np.ndarray:
         out = np.asarray(self.fn(request, catalogue))
@@ -163,32 +131,3 @@ class CallableScorerPolicy(Policy):
                 f"expected {request.candidates.shape}"
             )
         return out
-
-
-def _check_temperature(t: float) -> float:
-    if not (isinstance(t, int | float) and np.isfinite(t) and t > 0):
-        raise ConfigError(f"temperature must be a positive number, got {t!r}")
-    return float(t)
-
-
-POLICIES: dict[str, Callable[..., Policy]] = {
-    "random": RandomPolicy,
-    "popularity": PopularityPolicy,
-    "ctr_oracle": CTROraclePolicy,
-    "intent_oracle": IntentOraclePolicy,
-}
-
-
-def register_policy(name: str, factory: Callable[..., Policy]) -> None:
-    """Make a policy selectable by name (e.g. the ranker registers ``ranker``)."""
-    POLICIES[name] = factory
-
-
-def get_policy(name: str, **params: Any) -> Policy:
-    """A policy by registered name; unknown names raise ConfigError listing the known ones."""
-    if name not in POLICIES:
-        raise ConfigError(f"policy: unknown policy {name!r}; known: {', '.join(sorted(POLICIES))}")
-    try:
-        return POLICIES[name](**params)
-    except TypeError as err:
-        raise ConfigError(f"policy {name!r}: bad parameters {sorted(params)} ({err})") from None

@@ -22,6 +22,7 @@ from intentrank.ranking.layers.embedding import FusedEmbedding
 from intentrank.ranking.layers.towers import ShallowTower, TaskTowers
 from intentrank.ranking.models.backbones import build_backbone
 from intentrank.ranking.models.esmm import ctcvr_logit
+from intentrank.ranking.outputs import natural_units
 
 #: The ranker's task heads, in tower order.
 RANKER_TASKS: tuple[str, ...] = ("click", "dwell", "conversion")
@@ -154,8 +155,4 @@ class MultiTaskRanker(MultiTaskNet):
             out = self(batch)
         finally:
             self.train(was)
-        return {
-            "p_click": torch.sigmoid(out["click"]),
-            "time": torch.expm1(out["dwell"]).clamp(min=0.0),
-            "p_conv": torch.sigmoid(out["conversion"]),
-        }
+        return natural_units(out)

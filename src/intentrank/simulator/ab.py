@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 
 from intentrank.errors import ConfigError
+from intentrank.serving.policy import Policy
 from intentrank.simulator.catalogue import Catalogue, build_catalogue
 from intentrank.simulator.config import SimulatorConfig
 from intentrank.simulator.engine import DayResult, EventSink, Simulator
 from intentrank.simulator.kpis import MEAN_KPIS, RATIO_KPIS, summarise
-from intentrank.simulator.policies import Policy, get_policy
+from intentrank.simulator.registry import get_policy
 from intentrank.simulator.world import World
 from intentrank.stats import SRMResult, compare_arms, srm_check
 

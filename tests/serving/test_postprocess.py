@@ -1,4 +1,4 @@
-"""PenalizedPolicy: the heuristic on any simulator policy (deterministic and stochastic)."""
+"""PenalizedPolicy: the heuristic on any policy (deterministic and stochastic), and by name."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import pytest
 from intentrank.errors import DataError
 from intentrank.mitigation.heuristic import HeuristicPenalty
 from intentrank.mitigation.pipeline import MitigationPlan
-from intentrank.mitigation.policies import PenalizedPolicy
+from intentrank.serving.policy import SlateRequest
+from intentrank.serving.postprocess import PenalizedPolicy
 from intentrank.simulator.catalogue import synthetic_catalogue
 from intentrank.simulator.config import SimulatorConfig
 from intentrank.simulator.engine import Simulator
-from intentrank.simulator.policies import RandomPolicy, SlateRequest, StaticScorePolicy
+from intentrank.simulator.policies import RandomPolicy, StaticScorePolicy
 from intentrank.simulator.world import World
 
 
@@ -57,8 +58,9 @@ def test_negative_scores_of_a_deterministic_policy_are_refused(catalogue) -> Non
 def test_wrapped_random_policy_shows_less_heavy_clickbait_in_the_simulator(catalogue) -> None:
     world = World.create(catalogue, SimulatorConfig(users=300, days=1), seed=0)
     plain = Simulator(world, RandomPolicy(), seed=0).run().frame()
-    wrapped = MitigationPlan([{"method": "heuristic", "w": 0.9, "d": 0.05}]).wrap_policy(RandomPolicy())
-    assert isinstance(wrapped, PenalizedPolicy)
+    penalty = MitigationPlan([{"method": "heuristic", "w": 0.9, "d": 0.05}]).penalty()
+    assert isinstance(penalty, HeuristicPenalty)
+    wrapped = PenalizedPolicy(RandomPolicy(), penalty)
     pen = Simulator(world, wrapped, seed=0).run().frame()
     share = lambda f: f["impressions_heavy"].sum() / f["impressions"].sum()  # noqa: E731
     assert share(pen) < 0.7 * share(plain)
@@ -66,10 +68,14 @@ def test_wrapped_random_policy_shows_less_heavy_clickbait_in_the_simulator(catal
 
 def test_registered_by_name() -> None:
     from intentrank.errors import ConfigError
-    from intentrank.simulator.policies import get_policy
+    from intentrank.simulator.registry import get_policy
 
     pol = get_policy("heuristic", base="ctr_oracle", w=0.6)
     assert isinstance(pol, PenalizedPolicy) and pol.name == "ctr_oracle+heuristic"
     assert pol.penalty.w == 0.6
     with pytest.raises(ConfigError, match=r"heuristic\.d"):
         get_policy("heuristic", d=0.7)
+    with pytest.raises(ConfigError, match="unknown policy 'nope'"):
+        get_policy("heuristic", base="nope")
+    with pytest.raises(ConfigError, match="bad parameters"):
+        get_policy("ctr_oracle", w=0.5)

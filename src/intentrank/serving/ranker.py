@@ -1,0 +1,104 @@
+"""The trained multi-task ranker as a policy: candidate feature rows → model → formula → post-processors.
+
+For each (user, candidate) pair the policy builds the feature row with the one builder
+(:class:`~intentrank.ranking.candidates.CandidateFeatures`, candidates scored as if at ``position`` 0),
+runs the model in eval mode (so a shallow tower's inputs are zeroed), ranks by
+``formula.score(p_click, time, p_conv)`` and lets ``post_processors`` adjust the (B, K) scores given the
+candidates' clickbait scores (the heuristic penalty plugs in here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from intentrank.ranking.candidates import CandidateFeatures
+from intentrank.ranking.checkpoint import load_checkpoint
+from intentrank.ranking.formula import RankingFormula
+from intentrank.ranking.models.multitask import MultiTaskRanker
+from intentrank.serving.policy import ItemTable, Policy, SlateRequest
+
+#: ``(scores (B, K), clickbait (B, K)) -> adjusted scores (B, K)``.
+PostProcessor = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class RankerPolicy(Policy):
+    """Ranks candidates by the multi-task model's outputs combined with a :class:`RankingFormula`.
+
+    Args:
+        model: a trained :class:`MultiTaskRanker` (any subclass).
+        formula: the ranking formula (default: the model config's).
+        post_processors: score adjustments applied in order (e.g. the heuristic clickbait penalty).
+        name: the policy's name (default: ``ranker(a=..,b=..,g=..)``).
+        position: the position candidates are scored at.
+        batch_rows: rows per forward pass (bounds memory).
+
+    Example:
+        ``RankerPolicy.from_checkpoint("runs/latest/model", formula=RankingFormula(1, 0.8, 0))``
+    """
+
+    stochastic = False
+
+    def __init__(
+        self,
+        model: MultiTaskRanker,
+        formula: RankingFormula | None = None,
+        post_processors: Sequence[PostProcessor] = (),
+        name: str | None = None,
+        position: int = 0,
+        batch_rows: int = 65_536,
+    ) -> None:
+        self.model = model.eval()
+        self.formula = formula or RankingFormula.from_config(model.config.formula)
+        self.post_processors = tuple(post_processors)
+        f = self.formula
+        self.name = name or f"ranker(a={f.a:g},b={f.b:g},g={f.g:g})"
+        self.position = position
+        self.batch_rows = batch_rows
+        self._rows: CandidateFeatures | None = None
+        self._rows_key: int | None = None
+
+    @classmethod
+    def from_checkpoint(cls, model_dir: str | Path, **kwargs: Any) -> RankerPolicy:
+        """A policy around a saved model (see :func:`load_checkpoint`)."""
+        return cls(load_checkpoint(model_dir), **kwargs)
+
+    def candidate_features(self, items: ItemTable) -> CandidateFeatures:
+        """The row builder for this item table (item features encoded once per table)."""
+        key = id(items.items)
+        if self._rows is None or self._rows_key != key:
+            self._rows = CandidateFeatures(self.model.config.features, items.items, self.position)
+            self._rows_key = key
+        return self._rows
+
+    @torch.no_grad()
+    def predict(self, request: SlateRequest, items: ItemTable) -> dict[str, np.ndarray]:
+        """(B, K) arrays ``p_click``, ``time`` (seconds), ``p_conv``."""
+        B, K = request.candidates.shape
+        rows = self.candidate_features(items)
+        cat, dense = rows.encode(
+            request.user_ids, request.candidates, request.slate_index, request.ts, request.day
+        )
+        cat_t, dense_t = torch.from_numpy(cat), torch.from_numpy(dense)
+        enc = rows.encoder
+        parts: dict[str, list[torch.Tensor]] = {"p_click": [], "time": [], "p_conv": []}
+        self.model.eval()
+        n = self.batch_rows
+        for s in range(0, B * K, n):
+            out = self.model.predict(enc.to_batch(cat_t[s : s + n], dense_t[s : s + n]))
+            for k in parts:
+                parts[k].append(out[k])
+        return {k: torch.cat(v).numpy().astype(np.float64).reshape(B, K) for k, v in parts.items()}
+
+    def scores(self, request: SlateRequest, items: ItemTable) -> np.ndarray:
+        p = self.predict(request, items)
+        s = self.formula.score(p["p_click"], p["time"], p["p_conv"])
+        if self.post_processors:
+            cb = items.clickbait_score[request.candidates]
+            for fn in self.post_processors:
+                s = np.asarray(fn(s, cb), dtype=np.float64)
+        return s
