@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from intentrank.clickbait.categories import categorize
+from intentrank.clickbait.scorer import title_keys
 from intentrank.errors import DataError, IntentRankError
 from intentrank.simulator.config import CatalogueConfig
 from intentrank.simulator.topics import TOPIC_KEYWORDS, TOPICS, assign_topics
@@ -142,18 +143,6 @@ def load_headlines() -> pd.DataFrame:
     df = df[df["title"].str.len() > 0]
     df = df.drop_duplicates("title", keep="first").reset_index(drop=True)
     return df
-
-
-def _stable_u64(strings: Sequence[str]) -> np.ndarray:
-    """A stable (process-independent) 64-bit hash per string."""
-    return np.fromiter(
-        (
-            int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest(), "little")
-            for s in strings
-        ),
-        dtype=np.uint64,
-        count=len(strings),
-    )
 
 
 def _titles_hash(titles: Sequence[str]) -> str:
@@ -305,7 +294,7 @@ def build_catalogue(
     b, quality = hidden_truth(dataset, label, df["truth_mean"].to_numpy(np.float64), cfg, rng)
     topics = topics_cached(titles, cfg)
 
-    h = _stable_u64(titles)
+    h = title_keys(titles)  # stable 64-bit hash per title (process-independent)
     cls = np.where(dataset == "webis-17", "social", np.where(label == 1, "viral", "news"))
     source = np.empty(len(df), dtype=object)
     for name, outlets in OUTLETS.items():
