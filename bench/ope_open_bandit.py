@@ -5,7 +5,7 @@ percentile bootstrap CIs over the 10,000 logged rows) and prints it beside the C
 policy served (the bts log), as a Markdown table, then one JSON line. The bts policy's per-position
 item distribution is estimated from the bts log (see ``intentrank.ope.open_bandit``).
 
-Run: ``PYTHONPATH=src .venv/bin/python bench/ope_open_bandit.py`` (a few seconds).
+Run: ``.venv/bin/python bench/ope_open_bandit.py`` (a few seconds).
 """
 
 from __future__ import annotations
