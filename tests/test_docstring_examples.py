@@ -13,6 +13,10 @@ MODULES = [
     "intentrank.ranking.layers.mmoe",
     "intentrank.ranking.layers.towers",
     "intentrank.ranking.layers.embedding",
+    "intentrank.ranking.models.multitask",
+    "intentrank.ranking.models.esmm",
+    "intentrank.ranking.models.backbones",
+    "intentrank.ranking.losses",
 ]
 
 

@@ -44,7 +44,7 @@ class MMoE(nn.Module):
 
     References:
         Ma et al., "Modeling Task Relationships in Multi-task Learning with Multi-gate
-        Mixture-of-Experts", KDD 2018, Eq. (5)–(6).
+        Mixture-of-Experts", KDD 2018.
     """
 
     def __init__(
