@@ -17,6 +17,8 @@ MODULES = [
     "intentrank.ranking.models.esmm",
     "intentrank.ranking.models.backbones",
     "intentrank.ranking.losses",
+    "intentrank.stats.compare",
+    "intentrank.stats.srm",
 ]
 
 
