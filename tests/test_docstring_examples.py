@@ -19,6 +19,12 @@ MODULES = [
     "intentrank.ranking.losses",
     "intentrank.stats.compare",
     "intentrank.stats.srm",
+    "intentrank.mitigation.heuristic",
+    "intentrank.mitigation.aux_loss",
+    "intentrank.mitigation.adversarial",
+    "intentrank.mitigation.shallow_tower",
+    "intentrank.mitigation.rl_alignment",
+    "intentrank.clickbait.scorer",
 ]
 
 
