@@ -10,6 +10,14 @@ Every metric is computed per user (the randomisation unit), so observations are 
   ``Var(R) ≈ (Var(n) - 2R Cov(n, d) + R² Var(d)) / (N d̄²)``; differences and relative changes of
   two such ratios combine the two (independent) variances as above.
 Intervals are normal (z) except Welch's, which uses Student's t with Welch-Satterthwaite df.
+
+References:
+    B. L. Welch. "The generalization of 'Student's' problem when several different population variances
+    are involved". Biometrika 34(1–2), 1947.
+    A. Deng, U. Knoblich, J. Lu. "Applying the Delta Method in Metric Analytics: A Practical Guide with
+    Novel Ideas". KDD 2018.
+    S. Holm. "A Simple Sequentially Rejective Multiple Test Procedure". Scandinavian Journal of
+    Statistics 6(2), 1979.
 """
 
 from __future__ import annotations
@@ -26,7 +34,15 @@ from intentrank.errors import IntentRankError
 
 @dataclass(frozen=True)
 class Estimate:
-    """A point estimate with its standard error, confidence interval and two-sided p-value (H0: 0)."""
+    """A point estimate with its standard error, confidence interval and two-sided p-value (H0: 0).
+
+    Attributes:
+        value: The estimate.
+        se: Its standard error.
+        ci_low: Lower end of the (1 - alpha) confidence interval.
+        ci_high: Upper end.
+        p_value: Two-sided p-value of H0: value = 0.
+    """
 
     value: float
     se: float
@@ -66,7 +82,32 @@ def _check_alpha(alpha: float) -> None:
 
 
 def ratio_estimate(num: np.ndarray, den: np.ndarray, alpha: float = 0.05) -> Estimate:
-    """Ratio of sums ``Σnum / Σden`` over users with its delta-method standard error."""
+    """Ratio of sums ``R = Σnum / Σden`` over users (e.g. CTR) with its delta-method standard error.
+
+    Users are the independent units, not impressions, so the per-user numerator and denominator
+    are paired: ``Var(R) ≈ (Var(n) - 2R Cov(n, d) + R² Var(d)) / (N d̄²)``. Treating impressions as
+    independent would understate the variance whenever a user's clicks are correlated.
+
+    Args:
+        num: Per-user numerators (N,), e.g. clicks.
+        den: Per-user denominators (N,), e.g. impressions; must not sum to zero.
+        alpha: 1 - confidence level of the normal interval.
+
+    Returns:
+        :class:`Estimate` of R (p-value against R = 0).
+
+    Raises:
+        IntentRankError: Arrays not 1-D, of different lengths, shorter than 2, non-finite, a zero
+            denominator sum, or alpha outside (0, 1).
+
+    Example:
+        >>> ctr = ratio_estimate(np.array([1.0, 0, 2, 1]), np.array([10.0, 5, 10, 5]))
+        >>> round(ctr.value, 4), round(ctr.se, 4)
+        (0.1333, 0.0406)
+
+    References:
+        Deng, Knoblich, Lu, "Applying the Delta Method in Metric Analytics", KDD 2018.
+    """
     _check_alpha(alpha)
     n = _as_1d(num, "numerator")
     d = _as_1d(den, "denominator")
@@ -83,7 +124,15 @@ def ratio_estimate(num: np.ndarray, den: np.ndarray, alpha: float = 0.05) -> Est
 
 @dataclass(frozen=True)
 class ArmComparison:
-    """Control vs treatment on one metric: both levels, the absolute and the relative difference."""
+    """Control vs treatment on one metric: both levels, the absolute and the relative difference.
+
+    Attributes:
+        metric: Metric name.
+        control: The control arm's level (mean or ratio).
+        treatment: The treatment arm's level.
+        diff: ``treatment - control``.
+        rel: ``treatment / control - 1``.
+    """
 
     metric: str
     control: float
@@ -116,7 +165,37 @@ def _relative(mt: float, vt: float, mc: float, vc: float, alpha: float) -> Estim
 def compare_means(
     control: np.ndarray, treatment: np.ndarray, metric: str = "metric", alpha: float = 0.05
 ) -> ArmComparison:
-    """Per-user mean metric: Welch difference (t interval) and delta-method relative change."""
+    """Compare a per-user mean metric: Welch difference (t interval) and delta-method relative change.
+
+    The difference ``t̄ - c̄`` gets Welch's t interval (no equal-variance assumption; the arms' spreads
+    differ whenever the treatment works), with Welch–Satterthwaite degrees of freedom. The relative
+    change ``t̄ / c̄ - 1`` gets ``Var ≈ Var(t̄)/c̄² + t̄² Var(c̄)/c̄⁴`` (delta method, independent arms)
+    and a normal interval.
+
+    Args:
+        control: Per-user values of the control arm (N_c,).
+        treatment: Per-user values of the treatment arm (N_t,).
+        metric: Name for the result.
+        alpha: 1 - confidence level.
+
+    Returns:
+        :class:`ArmComparison` with both means, ``diff`` and ``rel``.
+
+    Raises:
+        IntentRankError: An arm with fewer than 2 users, non-finite values, alpha outside (0, 1).
+
+    Example:
+        >>> c = np.array([1.0, 2, 3, 4, 5, 6])
+        >>> t = np.array([2.0, 3, 4, 5, 6, 9])
+        >>> res = compare_means(c, t, metric="time_spent")
+        >>> round(res.diff.value, 3), round(res.diff.p_value, 3), res.diff.excludes_zero
+        (1.333, 0.32, False)
+        >>> round(res.rel.value, 3)
+        0.381
+
+    References:
+        Welch, Biometrika 1947; Deng, Knoblich, Lu, KDD 2018 (relative change).
+    """
     _check_alpha(alpha)
     c = _as_1d(control, f"{metric} (control)")
     t = _as_1d(treatment, f"{metric} (treatment)")
@@ -141,7 +220,31 @@ def compare_ratios(
     metric: str = "ratio",
     alpha: float = 0.05,
 ) -> ArmComparison:
-    """Ratio metric (Σnum/Σden per arm, e.g. CTR) compared by the delta method."""
+    """Compare a ratio metric (Σnum/Σden per arm, e.g. CTR) between two arms by the delta method.
+
+    Each arm's ratio gets its delta-method SE (:func:`ratio_estimate`); the difference and relative
+    change combine the two independent variances, with normal intervals.
+
+    Args:
+        num_control: Per-user numerators of the control arm (N_c,).
+        den_control: Per-user denominators of the control arm (N_c,).
+        num_treatment: Per-user numerators of the treatment arm (N_t,).
+        den_treatment: Per-user denominators of the treatment arm (N_t,).
+        metric: Name for the result.
+        alpha: 1 - confidence level.
+
+    Returns:
+        :class:`ArmComparison` with both ratios, ``diff`` and ``rel``.
+
+    Example:
+        >>> imps = np.array([10.0, 5, 10, 5])
+        >>> res = compare_ratios(np.array([1.0, 0, 2, 1]), imps, np.array([2.0, 1, 2, 3]), imps, "ctr")
+        >>> round(res.control, 4), round(res.treatment, 4), round(res.rel.value, 2)
+        (0.1333, 0.2667, 1.0)
+
+    References:
+        Deng, Knoblich, Lu, "Applying the Delta Method in Metric Analytics", KDD 2018.
+    """
     rc = ratio_estimate(num_control, den_control, alpha)
     rt = ratio_estimate(num_treatment, den_treatment, alpha)
     diff = _z_estimate(rt.value - rc.value, float(np.hypot(rt.se, rc.se)), alpha)
@@ -166,6 +269,36 @@ def compare_arms(
     Besides each metric's own p-value and CI, ``diff_p_holm`` / ``rel_p_holm`` are Holm-adjusted over
     all metrics of the table (family-wise error ≤ ``alpha`` across them), with ``*_significant_holm``:
     with a dozen metrics, about one per A/A comparison crosses α by chance.
+
+    Args:
+        per_user: One row per user (the randomisation unit).
+        arm_column: Column naming each user's arm.
+        control: Control arm's name.
+        treatment: Treatment arm's name.
+        means: Columns compared with :func:`compare_means`.
+        ratios: Metric name → (numerator column, denominator column), compared with
+            :func:`compare_ratios`.
+        alpha: 1 - confidence level, also the Holm family-wise level.
+
+    Returns:
+        One row per metric (ratios first): ``metric``, ``control``, ``treatment`` and, for ``diff`` and
+        ``rel``, ``_value``, ``_se``, ``_ci_low``, ``_ci_high``, ``_p_value``, ``_significant``,
+        ``_p_holm``, ``_significant_holm``.
+
+    Raises:
+        IntentRankError: A missing column, or an arm with fewer than 2 users.
+
+    Example:
+        >>> df = pd.DataFrame({"arm": ["c"] * 4 + ["t"] * 4, "clicks": [1, 0, 2, 1, 2, 1, 2, 3],
+        ...                    "imps": [10, 5, 10, 5] * 2, "time": [1, 2, 3, 4, 2, 3, 4, 6.0]})
+        >>> tab = compare_arms(df, "arm", "c", "t", means=["time"], ratios={"ctr": ("clicks", "imps")})
+        >>> tab[["metric", "rel_value", "rel_p_value", "rel_p_holm"]].round(3)
+          metric  rel_value  rel_p_value  rel_p_holm
+        0    ctr        1.0        0.227       0.454
+        1   time        0.5        0.333       0.454
+
+    References:
+        Welch, Biometrika 1947; Deng, Knoblich, Lu, KDD 2018; Holm, Scand. J. Statist. 1979.
     """
     for col in [arm_column, *means, *(c for pair in (ratios or {}).values() for c in pair)]:
         if col not in per_user.columns:
@@ -203,6 +336,25 @@ def holm(p_values: Sequence[float] | pd.Series, alpha: float = 0.05) -> tuple[np
     Written out (a cumulative max over sorted p-values) rather than calling statsmodels'
     ``multipletests``, which runs ``gc.collect()`` on every call (≈ 60 ms in a process holding torch
     and pandas); tests check it equals ``multipletests(method="holm")``.
+
+    With m p-values sorted ascending, ``p_(i)`` adjusted is ``max_{j ≤ i} min(1, (m - j + 1) p_(j))``;
+    rejecting adjusted p ≤ alpha keeps the family-wise error rate ≤ alpha under any dependence.
+
+    Args:
+        p_values: Raw p-values (m,); NaNs are left out of m.
+        alpha: Family-wise error level.
+
+    Returns:
+        (adjusted p-values (m,), rejected (m,) bool).
+
+    Example:
+        >>> adj, reject = holm([0.01, 0.04, 0.03, float("nan")])
+        >>> adj.round(3).tolist(), reject.tolist()
+        ([0.03, 0.06, 0.06, nan], [True, False, False, False])
+
+    References:
+        S. Holm, "A Simple Sequentially Rejective Multiple Test Procedure", Scandinavian Journal of
+        Statistics 6(2), 1979.
     """
     p = np.asarray(p_values, dtype=np.float64)
     adj = np.full(p.shape, np.nan)
