@@ -25,6 +25,10 @@ MODULES = [
     "intentrank.mitigation.shallow_tower",
     "intentrank.mitigation.rl_alignment",
     "intentrank.clickbait.scorer",
+    "intentrank.ranking.outputs",
+    "intentrank.ranking.candidates",
+    "intentrank.ranking.trainer",
+    "intentrank.serving.ordering",
 ]
 
 
