@@ -49,6 +49,7 @@ def make_events(
     imp = pd.DataFrame(
         {
             "event_id": np.arange(n, dtype=np.int64),
+            "run_id": np.zeros(n, dtype=np.int64),
             "ts": ts,
             "day": (ts // 86_400).astype(np.int32),
             "user_id": user.astype(np.int64),
