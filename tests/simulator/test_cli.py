@@ -263,3 +263,15 @@ def test_sigkill_during_simulate(tmp_path: Path, name: str) -> None:
         complete = store.count()
     with pytest.warns(IncompleteRunsWarning):
         assert len(load_events(out)) == complete
+
+
+def test_train_events_default_to_the_configured_store_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["train", "--out", "m"])
+    assert res.exit_code == 2 and "event source not found: events.duckdb" in res.output
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("store:\n  path: elsewhere.duckdb\n", encoding="utf-8")
+    res = runner.invoke(app, ["train", "--out", "m", "--config", str(cfg)])
+    assert res.exit_code == 2 and "event source not found: elsewhere.duckdb" in res.output
