@@ -96,7 +96,7 @@ def test_reads_duckdb_and_parquet(events: tuple[pd.DataFrame, pd.DataFrame], tmp
     imp, items = events
     db = tmp_path / "ev.duckdb"
     with duckdb.connect(str(db)) as con:
-        con.register("i", imp.iloc[:2000].drop(columns="run_id"))  # a store from before runs existed
+        con.register("i", imp.iloc[:2000])
         con.register("it", items)
         con.execute("CREATE TABLE impressions AS SELECT * FROM i")
         con.execute("CREATE TABLE items AS SELECT * FROM it")
@@ -177,7 +177,7 @@ def test_empty_event_set(events: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Pa
         Trainer(small_config()).fit(imp.iloc[:0], items)
     db = tmp_path / "empty.duckdb"
     with duckdb.connect(str(db)) as con:
-        con.register("i", imp.iloc[:0].drop(columns="run_id"))
+        con.register("i", imp.iloc[:0])
         con.execute("CREATE TABLE impressions AS SELECT * FROM i")
     with pytest.raises(DataError, match="empty"):
         load_events(db)
