@@ -467,18 +467,22 @@ class EventStore:
     def runs(self) -> pd.DataFrame:
         """The runs table with each run's event count (``events``), ordered by run_id."""
         if self._legacy:
-            n, policies = self._con.execute(
-                f"SELECT COUNT(*), string_agg(DISTINCT policy, ',' ORDER BY policy) FROM {IMPRESSIONS_TABLE}"
-            ).fetchall()[0]
-            frame = pd.DataFrame([legacy_run(int(n), policies)], columns=list(RUN_COLUMNS))
-            return frame.assign(events=int(n))
+            runs = pd.DataFrame(self._run_records(), columns=list(RUN_COLUMNS))
+            return runs.assign(events=self.count("all"))
         return self._con.execute(
-            f"SELECT r.*, (SELECT COUNT(*) FROM {IMPRESSIONS_TABLE} i WHERE i.run_id = r.run_id) AS events "
-            f"FROM {RUNS_TABLE} r ORDER BY r.run_id"
+            f"SELECT r.*, COALESCE(c.n, 0) AS events FROM {RUNS_TABLE} r LEFT JOIN "
+            f"(SELECT run_id, COUNT(*) AS n FROM {IMPRESSIONS_TABLE} GROUP BY run_id) c USING (run_id) "
+            "ORDER BY r.run_id"
         ).df()
 
     def _run_records(self) -> list[dict[str, Any]]:
-        runs = self.runs().drop(columns="events").astype(object)
+        """Rows of the runs table as dicts (NULL as None); no scan of the impressions."""
+        if self._legacy:
+            n, policies = self._con.execute(
+                f"SELECT COUNT(*), string_agg(DISTINCT policy, ',' ORDER BY policy) FROM {IMPRESSIONS_TABLE}"
+            ).fetchall()[0]
+            return [legacy_run(int(n), policies)]
+        runs = self._con.execute(f"SELECT * FROM {RUNS_TABLE} ORDER BY run_id").df().astype(object)
         return runs.where(runs.notna(), None).to_dict(orient="records")
 
     # -- writing -----------------------------------------------------------------------------
