@@ -77,6 +77,8 @@ class IncrementalTrainer:
         replay_events: most recent earlier rows trained on again with each update (bounds memory).
         min_new_events: skip an update with fewer new rows (the watermark stays).
         watermark: the last event id already learned from (-1: none).
+        runs: which runs' events to learn from (default ``"all"``: an online learner learns from events
+            as they are acknowledged, the run in progress included; see ``EventStore.read_impressions``).
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class IncrementalTrainer:
         replay_events: int = 20_000,
         min_new_events: int = 1,
         watermark: int = -1,
+        runs: str | list[int] = "all",
     ) -> None:
         trainer.model_  # noqa: B018 (raises AttributeError early when the trainer is not fitted)
         trainer.warm_start = True
@@ -95,6 +98,7 @@ class IncrementalTrainer:
         self.slot = slot or ModelSlot(copy.deepcopy(trainer.model_))
         self.replay_events, self.min_new_events = int(replay_events), int(min_new_events)
         self.watermark = int(watermark)
+        self.runs = runs
         self._replay: pd.DataFrame | None = None
         self.reports: list[UpdateReport] = []
 
@@ -104,7 +108,9 @@ class IncrementalTrainer:
         last = int(store.watermark())
         if last <= self.watermark:
             return None
-        new = load_events(store, self.items, since_event_id=self.watermark, until_event_id=last)
+        new = load_events(
+            store, self.items, since_event_id=self.watermark, until_event_id=last, runs=self.runs
+        )
         if self.arm is not None:
             new = new[new["policy"] == self.arm]
         if len(new) < self.min_new_events:

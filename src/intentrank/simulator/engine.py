@@ -34,7 +34,7 @@ SESSION_START_S = (6 * 3600.0, 23 * 3600.0)  # sessions start uniformly between 
 #: Receives each batch of events (Arrow table with the producer columns of the event schema).
 EventSink = Callable[[pa.Table], None]
 
-_PRODUCER_SCHEMA = pa.schema([f for f in IMPRESSIONS_ARROW_SCHEMA if f.name != "event_id"])
+_PRODUCER_SCHEMA = pa.schema([f for f in IMPRESSIONS_ARROW_SCHEMA if f.name not in ("event_id", "run_id")])
 
 
 @dataclass

@@ -36,6 +36,7 @@ class LoopResult:
     days: list[DayResult] = field(default_factory=list)
     updates: dict[str, list[UpdateReport]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    run_id: int | None = None
 
 
 def run_loop(
@@ -49,7 +50,8 @@ def run_loop(
     arms: np.ndarray | None = None,
     on_window: Callable[[WindowResult], None] | None = None,
 ) -> LoopResult:
-    """Simulate ``world`` (a living catalogue) with ``policies`` as arms, writing events to ``store``;
+    """Simulate ``world`` (a living catalogue) with ``policies`` as arms, writing events to a new run of
+    the event store ``store``;
     after every ``update_every`` windows each learner in ``learners`` (keyed by arm; the same learner may
     serve several arms) updates from the store. Returns the per-user KPIs and the loop's record."""
     if not world.catalogue.living:
@@ -62,7 +64,6 @@ def run_loop(
         raise ConfigError(f"learners for unknown arms {unknown}; arms: {sorted(policies)}")
     sim = Simulator(world, dict(policies), arms=arms, seed=seed)
     result = LoopResult(sim.kpis, sim.arms, sim.arm_names, updates={a: [] for a in learners})
-    sink = StoreSink(store)  # type: ignore[arg-type]
     t_train = 0.0
     distinct = list({id(lr): lr for lr in learners.values()}.values())
     arm_of = {id(lr): [a for a, x in learners.items() if x is lr] for lr in distinct}
@@ -82,7 +83,12 @@ def run_loop(
             on_window(w)
 
     t0 = time.perf_counter()
-    result.days = list(sim.iter_days(sink, on_window=hook))
+    # one run of the store; the loop's users are the world's, so their ids are kept as they are
+    with store.begin_run(  # type: ignore[attr-defined]
+        seed=seed, policy=",".join(sim.arm_names), command="loop", on_existing="append", shared_users=True
+    ) as run:
+        result.run_id = run.run_id
+        result.days = list(sim.iter_days(StoreSink(run), on_window=hook))
     total = time.perf_counter() - t0
     result.seconds = {"total": round(total, 2), "training": round(t_train, 2),
                       "simulation_and_scoring": round(total - t_train, 2)}  # fmt: skip
