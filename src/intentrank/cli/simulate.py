@@ -26,15 +26,8 @@ simulate_app = typer.Typer(
 
 
 def _config(config: Path | None, users: int | None, days: int | None, seed: int | None) -> IntentRankConfig:
-    sim: dict[str, Any] = {}
-    if users is not None:
-        sim["users"] = users
-    if days is not None:
-        sim["days"] = days
-    overrides: dict[str, Any] = {"simulator": sim} if sim else {}
-    if seed is not None:
-        overrides["seed"] = seed
-    return load_config(config, overrides or None)
+    flags = [("simulator.users", users, "--users"), ("simulator.days", days, "--days")]
+    return load_config(config, [*flags, ("seed", seed, "--seed")])
 
 
 def _progress(days: int, desc: str) -> tuple[tqdm, Any]:
@@ -52,9 +45,11 @@ def _run(
 ) -> tuple[Any, dict[str, Any]]:
     from intentrank.simulator.catalogue import build_catalogue
     from intentrank.simulator.experiment import simulate
+    from intentrank.simulator.resources import check_simulation
     from intentrank.simulator.sinks import ParquetSink, StoreSink
     from intentrank.store import EventStore
 
+    check_simulation(cfg, writes_events=out is not None)  # memory and days, before anything is built
     sim_cfg = cfg.simulator
     catalogue = build_catalogue(config=sim_cfg.catalogue, seed=cfg.seed)
     info: dict[str, Any] = {}
