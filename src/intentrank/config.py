@@ -33,6 +33,8 @@ from intentrank.store.config import StoreConfig
 
 #: Largest config file read (a config is a few kB; this bounds memory and parse time).
 MAX_CONFIG_BYTES = 1 << 20
+#: Deepest nesting of a config file (the real sections nest 5 levels).
+MAX_DEPTH = 32
 #: Longest value shown in an error message (longer ones end in "…").
 MAX_SHOWN_CHARS = 80
 #: Source name of settings nobody set.
@@ -87,6 +89,8 @@ def shorten(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
 
 def show_value(value: Any) -> str:
     """A bounded repr of ``value`` for error messages (nested structures elided, at most 80 chars)."""
+    if isinstance(value, str | bytes):
+        return shorten(repr(value[: MAX_SHOWN_CHARS + 1]))
     return shorten(_REPR.repr(value))
 
 
@@ -108,12 +112,17 @@ class _Layers:
         """``--flag (command line)``, the file name, both (a check over several fields), or ``defaults``."""
         o_depth, o_covers = _reach(self.override_data, loc)
         f_depth, f_covers = _reach(self.file_data, loc)
-        if o_covers or (o_depth > f_depth):
+        if o_covers:
             return self._flag_for(loc[:o_depth])
-        if f_covers or f_depth > o_depth:
+        if f_covers:
             return self.file_name or "config"
-        if f_depth:  # both reach the same section (a check over several of its fields): name both
-            return f"{self.file_name}, {self._flag_for(loc[:o_depth])}"
+        o_full, f_full = o_depth == len(loc) > 0, f_depth == len(loc) > 0
+        if o_full and f_full:  # both hold this section (a check over several of its fields): name both
+            return f"{self.file_name}, {self._flag_for(loc)}"
+        if o_full:
+            return self._flag_for(loc)
+        if f_full:
+            return self.file_name or "config"
         return DEFAULTS
 
     def _flag_for(self, loc: Sequence[Any]) -> str:
@@ -204,17 +213,28 @@ class _RefusedError(Exception):
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses aliases (so no alias expansion bomb) and duplicate mapping keys."""
+    """SafeLoader that refuses aliases (no alias expansion bomb), merge keys, duplicate keys and nesting
+    deeper than :data:`MAX_DEPTH` (no recursion blow-up); errors carry the line."""
+
+    depth = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark
             raise _RefusedError("aliases (*name) are not allowed in a config file", mark)
-        return super().compose_node(parent, index)
+        if self.depth >= MAX_DEPTH:
+            raise _RefusedError(f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise _RefusedError("merge keys (<<) are not allowed in a config file", key_node.start_mark)
             key = self.construct_object(key_node, deep=True)
             try:
                 duplicate = key in seen

@@ -5,7 +5,7 @@ numpy ``MemoryError`` traceback (or by swapping the machine to a halt). Only ari
 here: nothing is allocated, read or written, so the CLI calls these before building anything.
 
 The model (bytes, measured with ``tracemalloc`` on numpy allocations, 12 topics; see
-``docs/simulator.md``, "Resource checks"):
+``docs/config.md``, "Resource checks"):
 
 * per user, for the whole run: traits and trust (``users.py``), the KPI accumulators (``kpis.py``),
   the per-user KPI table and the arm-comparison copies — measured 374 B (1 arm) and 408 B (4 arms);
