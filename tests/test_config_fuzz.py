@@ -53,6 +53,7 @@ values = st.recursive(
     max_leaves=10,
 )
 mappings = st.dictionaries(st.sampled_from(KEYS), values, max_size=5)
+dotted = st.lists(st.sampled_from(KEYS), min_size=1, max_size=3).map(".".join)
 yamlish = st.lists(st.sampled_from(TOKENS), max_size=40).map("".join)
 
 
@@ -89,15 +90,18 @@ def test_nested_mappings_as_yaml_json_and_dicts(data: dict[str, Any]) -> None:
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.sampled_from(KEYS), values), max_size=4), mappings)
-def test_flag_overrides_over_a_file(flags: list[tuple[str, Any]], data: dict[str, Any]) -> None:
-    overrides = [(f"{key}", value, f"--{key}") for key, value in flags]
+@given(st.lists(st.tuples(dotted, values), max_size=4))
+def test_flag_overrides(flags: list[tuple[str, Any]]) -> None:
+    overrides = [(key, value, f"--{key}") for key, value in flags]
     _ok_or_config_error(lambda: load_config(None, overrides))
     try:
-        cfg = load_config(None, [(f"simulator.{key}", value, f"--{key}") for key, value in flags])
+        cfg = load_config(None, overrides)
     except ConfigError:
         return
-    assert isinstance(source_of(cfg, "simulator.users"), str)
+    for key, value, flag in overrides:
+        if value is not None:
+            source = source_of(cfg, key)
+            assert source.endswith(" (command line)") and flag in source, (key, source)
 
 
 def test_fuzz_strategies_reach_valid_configs_too() -> None:

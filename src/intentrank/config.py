@@ -324,7 +324,9 @@ def _nest(overrides: Sequence[Override]) -> tuple[dict[str, Any], dict[str, str]
         *parents, last = key.split(".")
         node = nested
         for part in parents:
-            node = node.setdefault(part, {})
+            if not isinstance(node.get(part), dict):
+                node[part] = {}  # a later, deeper flag wins over an earlier scalar one
+            node = node[part]
         node[last] = value
         flags[key] = flag
     return nested, flags
