@@ -12,7 +12,7 @@ The model (bytes, measured with ``tracemalloc`` on numpy allocations, 12 topics;
 * per (batch user × candidate) of one vectorised step (``engine.py``, ``batch_users`` users at a
   time): candidates, scores, outcomes — measured 27 B (random) to 49 B (intent oracle); a learned
   ranker also encodes a feature row per candidate (not measured; bounded by :data:`MODEL_CANDIDATE_BYTES`);
-* per buffered event row before it is handed to the sink (``flush_rows``): measured 121 B;
+* per buffered event row before it is handed to the sink (``flush_rows``): measured 121–133 B;
 * a fixed base: interpreter, libraries and the catalogue (about 230 MiB RSS before any user).
 """
 
@@ -33,8 +33,8 @@ USER_BYTES = 448
 CANDIDATE_BYTES = 56
 #: Bytes per (user × candidate) of a batch step under a learned ranker (feature rows; an upper guess).
 MODEL_CANDIDATE_BYTES = 256
-#: Bytes per event row held in the sink buffer (measured 121 B).
-BUFFERED_ROW_BYTES = 128
+#: Bytes per event row held in the sink buffer (measured 121–133 B).
+BUFFERED_ROW_BYTES = 144
 #: Bytes per logged event kept in memory for training by the main job (frame + encoded features).
 TRAINING_ROW_BYTES = 512
 #: Interpreter, libraries and catalogue.
