@@ -4,6 +4,8 @@ columns, mitigation features) and the up-front resource checks, run by both befo
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from intentrank.errors import ConfigError
 from intentrank.ranking.config import DERIVED_COLUMNS
 from intentrank.ranking.features import derive_event_columns
 from intentrank.store.schema import IMPRESSION_COLUMNS, ITEM_COLUMNS
+from tests.test_config import alias_bomb
 
 runner = CliRunner()
 POLICIES = {"random", "intent_oracle"}
@@ -107,6 +110,7 @@ BAD = {
     "column": ("ranker:\n  features:\n    dense: [{name: nope}]\n", "no event column 'nope'"),
     "mitigation": ("mitigation:\n  methods: [{method: aux_loss, feature: nope}]\n", "methods.0.feature"),
     "duplicate": ("seed: 1\nseed: 2\n", "line 2: duplicate key 'seed'"),
+    "alias_bomb": (alias_bomb(), "line 2: aliases (*name) are not allowed in a config file"),
     "log_users": ("experiment:\n  log_users: 100000000\n", "experiment.log_users: 100,000,000 users need"),
     "ab_days": ("experiment:\n  ab_days: 100000\n", "experiment.ab_days: 100,000 days is more than"),
     "budget": ("resources:\n  memory_budget_gib: 0.1\n", "over the budget of 0.1 GiB"),
@@ -125,6 +129,19 @@ def test_config_check_and_run_refuse_the_same_config(tmp_path: Path, case: str) 
     assert expected in checked.output and expected in ran.output
     assert checked.output.splitlines()[0] == ran.output.splitlines()[0]
     assert not out.exists()  # refused before anything was written
+
+
+def test_config_check_of_an_alias_bomb_is_quick_and_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.yaml"
+    path.write_text(alias_bomb())
+    proc = subprocess.run(
+        [sys.executable, "-m", "intentrank.cli.main", "config", "check", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: {path}: line 2: aliases (*name) are not allowed in a config file"
 
 
 def test_config_check_accepts_the_shipped_config() -> None:
