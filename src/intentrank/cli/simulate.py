@@ -33,15 +33,8 @@ simulate_app = typer.Typer(
 
 
 def _config(config: Path | None, users: int | None, days: int | None, seed: int | None) -> IntentRankConfig:
-    sim: dict[str, Any] = {}
-    if users is not None:
-        sim["users"] = users
-    if days is not None:
-        sim["days"] = days
-    overrides: dict[str, Any] = {"simulator": sim} if sim else {}
-    if seed is not None:
-        overrides["seed"] = seed
-    return load_config(config, overrides or None)
+    flags = [("simulator.users", users, "--users"), ("simulator.days", days, "--days")]
+    return load_config(config, [*flags, ("seed", seed, "--seed")])
 
 
 def _progress(days: int, desc: str) -> tuple[tqdm, Any]:
@@ -101,9 +94,11 @@ def _run(
     from intentrank.errors import DataError, IntentRankError
     from intentrank.simulator.ab import simulate
     from intentrank.simulator.catalogue import build_catalogue
+    from intentrank.simulator.resources import check_simulation
     from intentrank.simulator.sinks import ParquetSink, StoreSink
     from intentrank.store import EventStore, config_hash
 
+    check_simulation(cfg, writes_events=out is not None)  # memory and days, before anything is built
     sim_cfg = cfg.simulator
     run_info = {
         "config_hash": config_hash(

@@ -25,13 +25,12 @@ import numpy as np
 
 from intentrank.clickbait.backends.base import Backend, backend_class
 from intentrank.clickbait.categories import CATEGORIES, categorize
-from intentrank.clickbait.config import ClickbaitConfig
+from intentrank.clickbait.config import MODEL_FILE, ClickbaitConfig
 from intentrank.clickbait.text import normalise_titles
 from intentrank.errors import IntentRankError
 
 #: The model shipped inside the package (trained by ``intentrank clickbait train``).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
-MODEL_FILE = "model.json"
 CACHE_FILE = "score_cache.npz"
 FORMAT_VERSION = 1
 

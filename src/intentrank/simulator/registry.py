@@ -60,6 +60,17 @@ class PolicyRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
+    def buildable_by_name(self) -> list[str]:
+        """Names that need no parameters (e.g. usable as a logging policy; ``ranker`` needs a model)."""
+        out = []
+        for n in self.names():
+            try:
+                inspect.signature(self._entries[n].factory).bind()
+            except TypeError:
+                continue
+            out.append(n)
+        return out
+
     def describe(self) -> dict[str, str]:
         """Name → description."""
         return {n: self._entries[n].description for n in self.names()}
@@ -77,7 +88,7 @@ class PolicyRegistry:
 
 
 def _ranker(
-    model_dir: str | None = None,
+    model_dir: str | None,
     a: float = 1.0,
     b: float = 0.8,
     g: float = 0.0,
