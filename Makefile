@@ -21,7 +21,7 @@ run: setup
 	$(BIN)/intentrank run
 
 lint: setup
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts
 
 test: setup lint
 	$(BIN)/pytest -q -p no:cacheprovider

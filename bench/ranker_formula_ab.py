@@ -72,7 +72,8 @@ def main() -> None:
     t0 = time.perf_counter()
     with EventStore(store_path) as store:
         store.write_items(cat.items)
-        simulate("random", sim_cfg, seed=args.seed, catalogue=cat, sink=StoreSink(store))
+        with store.begin_run(seed=args.seed, policy="random", command="bench") as run:
+            simulate("random", sim_cfg, seed=args.seed, catalogue=cat, sink=StoreSink(run))
         n_events = store.count()
     t_log = time.perf_counter() - t0
     print(f"logged {n_events:,} events from {args.users:,} users in {t_log:.1f}s", flush=True)

@@ -67,3 +67,34 @@ def test_cli_rejects_a_bad_config_with_exit_2(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["run", "--config", str(bad)])
     assert res.exit_code == 2
     assert "experiment.log_days" in res.output
+
+
+def test_an_existing_store_is_kept_and_the_job_trains_on_its_own_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run --out DIR` never deletes DIR/events.duckdb: it appends a run (a failed one is marked failed)."""
+    import intentrank.experiments.main_job as job
+    from intentrank.errors import ConfigError
+    from tests.store.test_event_store import events
+
+    store_path = tmp_path / "events.duckdb"
+    with EventStore(store_path) as store, store.begin_run(config_hash="earlier") as run:
+        run.append(events(500))
+    real_simulate = job.simulate
+
+    def fails_after_a_batch(policy, cfg, seed, catalogue, sink):
+        real_simulate(policy, cfg.model_copy(update={"days": 1}), seed=seed, catalogue=catalogue, sink=sink)
+        raise ConfigError("a bad setting found late")
+
+    monkeypatch.setattr(job, "simulate", fails_after_a_batch)
+    with pytest.raises(ConfigError):
+        run_main_job(load_config(None, overrides=TINY), tmp_path)
+    with EventStore(store_path, read_only=True) as store:
+        assert store.runs()["status"].tolist() == ["complete", "failed"]
+        assert store.count() == 500
+    monkeypatch.setattr(job, "simulate", real_simulate)
+    result = run_main_job(load_config(None, overrides=TINY), tmp_path)
+    with EventStore(store_path, read_only=True) as store:
+        runs = store.runs()
+        assert runs["status"].tolist() == ["complete", "failed", "complete"]
+        assert result.log["events"] == store.count(runs=[2]) == store.count() - 500

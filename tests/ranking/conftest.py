@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from intentrank.store.schema import IMPRESSION_COLUMNS, ITEM_COLUMNS
+from intentrank.store.schema import ITEM_COLUMNS, LEGACY_IMPRESSION_COLUMNS
 
 TOPICS = np.array(["news", "sport", "tech", "money", "health", "travel"])
 
@@ -16,7 +16,7 @@ TOPICS = np.array(["news", "sport", "tech", "money", "health", "travel"])
 def make_events(
     n_users: int = 300, n_items: int = 400, n_slates: int = 1000, seed: int = 0, slate_size: int = 20
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(impressions with IMPRESSION_COLUMNS, items with ITEM_COLUMNS)."""
+    """(impressions with the columns of a store written before runs existed, items with ITEM_COLUMNS)."""
     rng = np.random.default_rng(seed)
     topic = rng.integers(0, len(TOPICS), n_items)
     cb = rng.beta(1.2, 2.0, n_items)
@@ -65,7 +65,7 @@ def make_events(
             "conversion": conv,
         }
     )
-    assert list(imp.columns) == list(IMPRESSION_COLUMNS)
+    assert list(imp.columns) == list(LEGACY_IMPRESSION_COLUMNS)
     assert list(items.columns) == list(ITEM_COLUMNS)
     return imp, items
 

@@ -23,14 +23,11 @@ def run(
     seed: int | None = typer.Option(None, "--seed", min=0, help="Override the master seed."),
 ) -> None:
     """Run the end-to-end experiment and print its JSON summary."""
+    from intentrank.cli.config_cmd import check_run_config
     from intentrank.config import load_config
     from intentrank.experiments.main_job import run_main_job
 
-    overrides: dict[str, object] = {}
-    if users is not None:
-        overrides["experiment"] = {"ab_users": users}
-    if seed is not None:
-        overrides["seed"] = seed
-    cfg = load_config(config, overrides=overrides)
+    cfg = load_config(config, [("experiment.ab_users", users, "--users"), ("seed", seed, "--seed")])
+    check_run_config(cfg)  # the same checks as `config check`, before anything is written
     result = run_main_job(cfg, out)
     typer.echo(json.dumps(result.summary(), indent=2))

@@ -3,7 +3,8 @@
 ``intentrank simulate --policy NAME --users N --days D --seed S --out PATH`` simulates one policy;
 ``intentrank simulate compare --policies A,B ...`` runs them as arms of an A/B test and prints the KPI
 table (relative changes with 95% CIs). ``--out`` ending in ``.parquet`` writes a Parquet file (items
-beside it as ``<name>.items.parquet``); any other path is a DuckDB event store (appended to).
+beside it as ``<name>.items.parquet``, written via a temporary file); any other path is a DuckDB event
+store, to which the simulation is added as a new run (a re-run needs ``--append`` or ``--replace``).
 """
 
 from __future__ import annotations
@@ -20,21 +21,20 @@ from intentrank.cli.common import user_errors
 from intentrank.config import IntentRankConfig, load_config
 from intentrank.errors import ConfigError
 
+_APPEND_HELP = "Store already holds this run (same settings and seed): add a new run alongside."
+_REPLACE_HELP = (
+    "Store already holds this run: replace it (deleted only when the new run is complete); "
+    "or overwrite an existing Parquet file (atomically)."
+)
+
 simulate_app = typer.Typer(
     help="Simulate users under a ranking policy and write the event log.", invoke_without_command=True
 )
 
 
 def _config(config: Path | None, users: int | None, days: int | None, seed: int | None) -> IntentRankConfig:
-    sim: dict[str, Any] = {}
-    if users is not None:
-        sim["users"] = users
-    if days is not None:
-        sim["days"] = days
-    overrides: dict[str, Any] = {"simulator": sim} if sim else {}
-    if seed is not None:
-        overrides["seed"] = seed
-    return load_config(config, overrides or None)
+    flags = [("simulator.users", users, "--users"), ("simulator.days", days, "--days")]
+    return load_config(config, [*flags, ("seed", seed, "--seed")])
 
 
 def _progress(days: int, desc: str) -> tuple[tqdm, Any]:
@@ -47,19 +47,21 @@ def _progress(days: int, desc: str) -> tuple[tqdm, Any]:
     return bar, on_day
 
 
-def _policies(names: list[str], model: Path | None, base: str | None) -> dict[str, Any]:
-    """The named policies from the registry; ``--model`` goes to ``ranker``, ``--base`` to ``heuristic``
-    (and ``--model`` to a ``ranker`` base)."""
+def _policies(
+    names: list[str], model: Path | None, base: str | None
+) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """The named policies from the registry with their parameters; ``--model`` goes to ``ranker``,
+    ``--base`` to ``heuristic`` (and ``--model`` to a ``ranker`` base)."""
     from intentrank.simulator.registry import get_policy
 
-    out: dict[str, Any] = {}
+    out: dict[str, tuple[Any, dict[str, Any]]] = {}
     for name in names:
         params: dict[str, Any] = {}
         if name == "ranker" or (name == "heuristic" and base == "ranker"):
             params["model_dir"] = str(model) if model is not None else None
         if name == "heuristic" and base is not None:
             params["base"] = base
-        out[name] = get_policy(name, **params)
+        out[name] = (get_policy(name, **params), params)
     if model is not None and not any(n == "ranker" or (n == "heuristic" and base == "ranker") for n in names):
         raise ConfigError("--model is only used by the 'ranker' policy (or --policy heuristic --base ranker)")
     if base is not None and "heuristic" not in names:
@@ -67,39 +69,82 @@ def _policies(names: list[str], model: Path | None, base: str | None) -> dict[st
     return out
 
 
+def _on_existing(append: bool, replace: bool) -> str:
+    if append and replace:
+        raise ConfigError("--append and --replace exclude each other")
+    return "append" if append else "replace" if replace else "refuse"
+
+
 def _run(
-    policies: dict[str, Any], cfg: IntentRankConfig, out: Path | None, desc: str
+    policies: dict[str, tuple[Any, dict[str, Any]]],
+    cfg: IntentRankConfig,
+    out: Path | None,
+    desc: str,
+    on_existing: str = "refuse",
 ) -> tuple[Any, dict[str, Any]]:
+    """Simulate ``policies`` (name → (policy, its parameters)) as arms; events go to a new run of the
+    store ``out`` (or a Parquet file), opened first.
+
+    A store that already holds a complete run with the same settings and seed is refused unless
+    ``on_existing`` is ``append`` or ``replace``; an existing Parquet file is replaced only with
+    ``replace`` (atomically). The run is marked complete at the end only; Ctrl-C marks it failed.
+    """
+    from contextlib import ExitStack
+
+    from intentrank.errors import DataError, IntentRankError
     from intentrank.simulator.ab import simulate
     from intentrank.simulator.catalogue import build_catalogue
+    from intentrank.simulator.resources import check_simulation
     from intentrank.simulator.sinks import ParquetSink, StoreSink
-    from intentrank.store import EventStore
+    from intentrank.store import EventStore, config_hash
 
+    check_simulation(cfg, writes_events=out is not None)  # memory and days, before anything is built
     sim_cfg = cfg.simulator
-    catalogue = build_catalogue(config=sim_cfg.catalogue, seed=cfg.seed)
+    run_info = {
+        "config_hash": config_hash(
+            {"command": "simulate", "policies": {n: p for n, (_, p) in policies.items()},
+             "simulator": sim_cfg.model_dump(mode="json")}
+        ),
+        "seed": cfg.seed,
+        "policy": ",".join(policies),
+        "command": "simulate",
+    }
     info: dict[str, Any] = {}
     sink: Any = None
-    store = None
-    if out is not None:
-        if out.suffix == ".parquet":
-            sink = ParquetSink(out)
-            items_path = out.with_name(out.stem + ".items.parquet")
-            catalogue.items.to_parquet(items_path, index=False)
-            info["items"] = str(items_path)
-        else:
-            store = EventStore(out)
-            store.write_items(catalogue.items)
-            sink = StoreSink(store)
-    bar, on_day = _progress(sim_cfg.days, desc)
-    try:
-        result = simulate(policies, sim_cfg, seed=cfg.seed, catalogue=catalogue, sink=sink, on_day=on_day)
-    finally:
-        bar.close()
-        if isinstance(sink, ParquetSink):
-            sink.close()
+    with ExitStack() as stack:
+        store = run = None
+        if out is not None and out.suffix == ".parquet":
+            if on_existing == "append":
+                raise ConfigError("--append: a Parquet file holds one run; append to a DuckDB store instead")
+            if out.exists() and on_existing != "replace":
+                raise DataError(
+                    f"{out} exists; refusing to overwrite it: pass --replace (the old file stays until the "
+                    "new one is complete)"
+                )
+        elif out is not None:
+            store = stack.enter_context(EventStore(out))
+            run = stack.enter_context(store.begin_run(on_existing=on_existing, **run_info))  # type: ignore[arg-type]
+        bar, on_day = _progress(sim_cfg.days, desc)
+        stack.callback(bar.close)
+        try:
+            catalogue = build_catalogue(config=sim_cfg.catalogue, seed=cfg.seed)
+            if store is not None and run is not None:
+                store.write_items(catalogue.items)
+                sink = StoreSink(run)
+                info["run_id"] = run.run_id
+            elif out is not None:
+                sink = ParquetSink(out, run=run_info, items=catalogue.items)
+                stack.callback(sink.abort)  # no-op once the file is committed
+                info["items"] = str(out.with_name(out.stem + ".items.parquet"))
+            arms = {n: pol for n, (pol, _) in policies.items()}
+            result = simulate(arms, sim_cfg, seed=cfg.seed, catalogue=catalogue, sink=sink, on_day=on_day)
+            if isinstance(sink, ParquetSink):
+                sink.close()
+        except KeyboardInterrupt:
+            left = f"; run {run.run_id} of {out} is marked failed" if run is not None else ""
+            raise IntentRankError(f"interrupted{left}") from None
         if store is not None:
             info["watermark"] = store.watermark()
-            store.close()
     if out is not None:
         info["events"] = str(out)
         if isinstance(sink, StoreSink):
@@ -125,12 +170,14 @@ def simulate_cmd(
         None, help="Events: DuckDB file, or a .parquet file. Omitted: KPIs only."
     ),
     config: Path | None = typer.Option(None, help="Config file (YAML/JSON)."),
+    append: bool = typer.Option(False, "--append", help=_APPEND_HELP),
+    replace: bool = typer.Option(False, "--replace", help=_REPLACE_HELP),
 ) -> None:
     """Simulate one policy; print the per-user KPI summary as JSON (stdout)."""
     if ctx.invoked_subcommand is not None:
         return
     cfg = _config(config, users, days, seed)
-    result, info = _run(_policies([policy], model, base), cfg, out, policy)
+    result, info = _run(_policies([policy], model, base), cfg, out, policy, _on_existing(append, replace))
     summary = {
         "policy": policy,
         "users": cfg.simulator.users,
@@ -158,6 +205,8 @@ def compare_cmd(
     ),
     model: Path | None = typer.Option(None, help="Model directory of the 'ranker' arm."),
     base: str | None = typer.Option(None, help="Base policy of the 'heuristic' arm."),
+    append: bool = typer.Option(False, "--append", help=_APPEND_HELP),
+    replace: bool = typer.Option(False, "--replace", help=_REPLACE_HELP),
 ) -> None:
     """Simulate policies as arms of an A/B test; print each KPI vs the first arm with 95% CIs."""
     from intentrank.simulator.ab import format_comparison
@@ -166,7 +215,8 @@ def compare_cmd(
     if len(names) < 2 or len(set(names)) != len(names):
         raise ConfigError(f"--policies: need at least two distinct policies, got {policies!r}")
     cfg = _config(config, users, days, seed)
-    result, info = _run(_policies(names, model, base), cfg, out, "arms " + ",".join(names))
+    arms = _policies(names, model, base)
+    result, info = _run(arms, cfg, out, "arms " + ",".join(names), _on_existing(append, replace))
     srm = result.srm()
     control = names[0]
     tables = {t: result.compare(control, t) for t in names[1:]}

@@ -10,6 +10,11 @@ import typer
 
 from intentrank.cli.common import user_errors
 
+_EVENTS_HELP = (
+    "DuckDB event store, Parquet file (X.parquet + X.items.parquet) or export directory; complete runs "
+    "only. Default: the config's store.path."
+)
+
 
 def _print(obj: object) -> None:
     typer.echo(json.dumps(obj, indent=2, default=float))
@@ -17,8 +22,8 @@ def _print(obj: object) -> None:
 
 @user_errors
 def train(
-    events: Annotated[Path, typer.Option(help="DuckDB event store, Parquet file or export directory.")],
     out: Annotated[Path, typer.Option(help="Model directory to write (weights, config, feature spec).")],
+    events: Annotated[Path | None, typer.Option(help=_EVENTS_HELP)] = None,
     config: Annotated[Path | None, typer.Option(help="intentrank config file (YAML/JSON).")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Override ranker.train.epochs.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the model already in --out.")] = False,
@@ -46,7 +51,7 @@ def train(
         trainer.model_factory = plan.build_model
     else:
         trainer = plan.make_trainer(full.ranker)
-    result = plan.fit(trainer, events)
+    result = plan.fit(trainer, events if events is not None else Path(full.store.path))
     trainer.save(out, result)
     _print(result | {"model_dir": str(out), "mitigation": plan.names})
 

@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 BackendName = Literal["lexical", "semantic", "finetuned", "ensemble"]
 
+#: The file that makes a directory a saved clickbait model (``ClickbaitScorer.save`` / ``load``).
+MODEL_FILE = "model.json"
+
 
 class ClickbaitConfig(BaseModel):
     """Settings of the clickbait scorer: categories, input handling, backend and training."""

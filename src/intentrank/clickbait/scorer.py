@@ -2,6 +2,15 @@
 
 The scorer owns input handling (validation, style normalisation, truncation, empty titles) and the
 category thresholds; the regression itself is a backend selected by name (lexical, semantic, ensemble).
+
+References:
+    M. Potthast, T. Gollub, K. Komlossy, S. Schuster, M. Wiegmann, E. P. Garces Fernandez, M. Hagen,
+    B. Stein. "Crowdsourcing a Large Corpus of Clickbait on Twitter". COLING 2018 (Webis-Clickbait-17,
+    ``truth_mean``).
+    A. Chakraborty, B. Paranjape, S. Kakarla, N. Ganguly. "Stop Clickbait: Detecting and Preventing
+    Clickbaits in Online News Media". ASONAM 2016 (the Stop Clickbait headlines).
+    N. Reimers, I. Gurevych. "Sentence-BERT: Sentence Embeddings using Siamese BERT-Networks".
+    EMNLP 2019 (the all-MiniLM-L6-v2 sentence encoder of the semantic and fine-tuned members).
 """
 
 from __future__ import annotations
@@ -16,13 +25,12 @@ import numpy as np
 
 from intentrank.clickbait.backends.base import Backend, backend_class
 from intentrank.clickbait.categories import CATEGORIES, categorize
-from intentrank.clickbait.config import ClickbaitConfig
+from intentrank.clickbait.config import MODEL_FILE, ClickbaitConfig
 from intentrank.clickbait.text import normalise_titles
 from intentrank.errors import IntentRankError
 
 #: The model shipped inside the package (trained by ``intentrank clickbait train``).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
-MODEL_FILE = "model.json"
 CACHE_FILE = "score_cache.npz"
 FORMAT_VERSION = 1
 
@@ -32,7 +40,28 @@ class ClickbaitScorer:
 
     ``score`` validates (non-strings raise IntentRankError), normalises style (case, quotes, dashes,
     whitespace), cuts titles to ``max_chars``, gives ``empty_score`` to empty titles and clips the
-    backend's regression output to [0, 1].
+    backend's regression output to [0, 1]. Scores are graded on Webis-17's ``truth_mean`` scale (mean
+    of annotators' 0–1 judgements), so they rank degrees of clickbait rather than only flag it;
+    ``category`` maps them to non / light / heavy by the config's thresholds. A loaded model may
+    carry a cache of its own scores of known titles (:meth:`build_cache`), which only saves time.
+
+    Args:
+        backend: A backend name (``"lexical"``, ``"semantic"``, ``"finetuned"``, ``"ensemble"``) built
+            from ``config``, or a backend instance.
+        config: Input limits, category thresholds and backend settings (default: the defaults).
+
+    Example:
+        >>> import numpy as np
+        >>> titles = ["You will not believe what happened next", "Parliament passes the budget",
+        ...           "These 10 tricks doctors hate", "Central bank holds interest rates"]
+        >>> scorer = ClickbaitScorer("lexical").fit(titles, np.array([0.9, 0.1, 0.9, 0.1]))
+        >>> s = scorer.score(["You will not believe these tricks", "Parliament holds budget vote", ""])
+        >>> bool(s[0] > s[1]), float(s[2])  # the empty title gets empty_score
+        (True, 0.0)
+        >>> scorer.category_names(np.array([0.1, 0.5, 0.9]))
+        ['non', 'light', 'heavy']
+
+        The shipped model: ``load_default_scorer().score(titles)``.
     """
 
     def __init__(self, backend: str | Backend = "lexical", config: ClickbaitConfig | None = None) -> None:
@@ -67,6 +96,18 @@ class ClickbaitScorer:
 
         ``binary`` (optional, bool per title) marks titles whose target codes a class rather than a grade
         (Stop Clickbait); backends that use it (the ensemble's warp) get it, others ignore it.
+
+        Args:
+            titles: Titles (N,).
+            targets: Graded clickbait targets in [0, 1] (N,).
+            sample_weight: Non-negative row weights (N,); default 1.
+            binary: Optional bool per title (N,), see above.
+
+        Returns:
+            ``self``, fitted.
+
+        Raises:
+            IntentRankError: Targets or weights of the wrong length, out of range or not finite.
         """
         norm, keep = self._prepare(titles)
         y = np.asarray(targets, dtype=np.float64)
@@ -89,7 +130,17 @@ class ClickbaitScorer:
         return self
 
     def score(self, titles: Sequence[str]) -> np.ndarray:
-        """Clickbait scores (float64 in [0, 1]), one per title."""
+        """Clickbait scores, one per title.
+
+        Args:
+            titles: Titles (N,) (strings; anything else raises).
+
+        Returns:
+            float64 array (N,) in [0, 1]; empty titles get ``config.empty_score``.
+
+        Raises:
+            IntentRankError: The scorer is not fitted, or a title is not a string.
+        """
         if not self.fitted:
             raise IntentRankError("the clickbait scorer is not fitted; call fit() or load a model")
         norm, keep = self._prepare(titles)
@@ -122,6 +173,7 @@ class ClickbaitScorer:
         self.set_cache(title_keys(norm), vals)
 
     def set_cache(self, keys: np.ndarray, values: np.ndarray) -> None:
+        """Install a score cache: :func:`title_keys` of normalised titles (K,) and their scores (K,)."""
         order = np.argsort(keys)
         self.cache = (np.asarray(keys)[order], np.asarray(values, dtype=np.float64)[order])
 

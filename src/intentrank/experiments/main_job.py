@@ -1,7 +1,8 @@
 """The main job: log traffic, train the multi-task ranker, A/B-test ranking policies in the simulator.
 
 1. **Log.** ``log_users`` simulated users browse for ``log_days`` days under a stochastic logging policy;
-   every impression goes to the DuckDB event store (``<out_dir>/events.duckdb``).
+   every impression goes to a new run of the DuckDB event store ``<out_dir>/events.duckdb`` (an
+   existing store is kept: the job appends its run and trains on that run's events only).
 2. **Train.** The multi-task ranker trains on all logged days but the last (downstream-signal labels);
    the last day is held out for per-task AUCs. When the configured mitigation has training-side
    methods (shallow tower, aux loss, …) a second, mitigated ranker is trained on the same log.
@@ -37,7 +38,7 @@ from intentrank.simulator.ab import format_comparison, simulate
 from intentrank.simulator.catalogue import build_catalogue
 from intentrank.simulator.kpis import summarise
 from intentrank.simulator.sinks import StoreSink
-from intentrank.store import EventStore
+from intentrank.store import EventStore, config_hash
 
 #: The arms of the A/B phase, control first.
 ARMS = ("control", "control_aa", "intent", "intent_mitigated")
@@ -123,16 +124,21 @@ def _run(cfg: IntentRankConfig, out: Path) -> MainJobResult:
 
     # 1. log
     t0 = time.perf_counter()
-    store_path = out / "events.duckdb"
-    for stale in (store_path, store_path.with_suffix(".duckdb.wal")):
-        stale.unlink(missing_ok=True)  # a new run starts a new log (the old one belonged to the old run)
+    store_path = out / "events.duckdb"  # kept across runs: this job adds a new run and trains on it alone
     log_cfg = cfg.simulator.model_copy(update={"users": ex.log_users, "days": ex.log_days})
     _say(f"[1/3] logging {ex.log_users:,} users x {ex.log_days} days under '{ex.logging_policy}'")
     with EventStore(store_path) as store:
         store.write_items(cat.items)
-        simulate(ex.logging_policy, log_cfg, seed=cfg.seed, catalogue=cat, sink=StoreSink(store))
-        n_events = store.count()
-        events = load_events(store)
+        with store.begin_run(
+            config_hash=config_hash(cfg.model_dump(mode="json", exclude={"experiment": {"out_dir"}})),
+            seed=cfg.seed,
+            policy=str(ex.logging_policy),
+            command="run",
+            on_existing="append",
+        ) as run:
+            simulate(ex.logging_policy, log_cfg, seed=cfg.seed, catalogue=cat, sink=StoreSink(run))
+        events = load_events(store, runs=[run.run_id])
+        n_events = len(events)
     last = int(events["day"].max())
     train_df, test_df = events[events["day"] < last], events[events["day"] == last]
     log = {"events": int(n_events), "train_events": len(train_df), "held_out_events": len(test_df)}

@@ -8,6 +8,9 @@ Its gradient with respect to z is ``sigmoid(z)·(2c - 1)``.
 Note: for c < 0.5 the term is unbounded below as z grows; on its own it would push clean items'
 p_click towards 1. It is meant to be added to the click loss (binary cross-entropy), which bounds
 it, with a moderate weight λ_cb.
+
+References:
+    "Clickbait Mitigation in Industrial Recommender System" (Seznam.cz): the auxiliary clickbait loss L_cb.
 """
 
 from __future__ import annotations
@@ -22,7 +25,29 @@ from intentrank.mitigation.validation import validate_method
 
 
 def clickbait_loss(click_logit: Tensor, clickbait: Tensor, weights: Tensor | None = None) -> Tensor:
-    """Mean (or ``weights``-weighted mean) of ``softplus(z) · (2c - 1)`` over rows."""
+    """The auxiliary clickbait loss ``L_cb = -log(1 - p_click) · (2c - 1)``, averaged over rows.
+
+    Computed as ``softplus(z) · (2c - 1)`` from the click logit z (finite for every z).
+
+    Args:
+        click_logit: Click logits z (B,).
+        clickbait: Clickbait scores c in [0, 1] (B,).
+        weights: Optional row weights (B,); the mean is then ``Σ w·L / Σ w``.
+
+    Returns:
+        Scalar tensor.
+
+    Example:
+        >>> import torch
+        >>> z = torch.zeros(2)  # p_click = 0.5
+        >>> float(clickbait_loss(z, torch.tensor([1.0, 0.0])))  # +ln 2 and -ln 2 cancel
+        0.0
+        >>> round(float(clickbait_loss(z, torch.tensor([1.0, 1.0]))), 4)
+        0.6931
+
+    References:
+        "Clickbait Mitigation in Industrial Recommender System" (Seznam.cz), auxiliary loss.
+    """
     per_row = F.softplus(click_logit) * (2.0 * clickbait.to(click_logit.dtype) - 1.0)
     if weights is None:
         return per_row.mean()
@@ -35,6 +60,21 @@ class AuxClickbaitLoss:
 
     Reads the click logit from ``logits[logit]`` and c from ``batch[feature]``; uses the batch's
     per-row weights ``batch["w"]`` when present, so it averages like the main loss.
+
+    Args:
+        weight: λ_cb, the loss's weight next to the ranker's own loss.
+        feature: Batch key of the clickbait score.
+        logit: Model output key of the click logit.
+
+    Example:
+        >>> import torch
+        >>> hook = AuxClickbaitLoss(weight=0.5)
+        >>> loss = hook({"click": torch.zeros(2)}, {"clickbait_score": torch.tensor([1.0, 1.0])})
+        >>> round(float(loss), 4)  # 0.5 · ln 2
+        0.3466
+
+    References:
+        "Clickbait Mitigation in Industrial Recommender System" (Seznam.cz), auxiliary loss.
     """
 
     def __init__(self, weight: float = 0.5, feature: str = "clickbait_score", logit: str = "click") -> None:
@@ -46,6 +86,18 @@ class AuxClickbaitLoss:
         return cls(weight=cfg.weight, feature=cfg.feature, logit=cfg.logit)
 
     def __call__(self, logits: dict[str, Tensor], batch: dict[str, Tensor]) -> Tensor:
+        """``λ_cb · L_cb`` of one batch.
+
+        Args:
+            logits: Model outputs; ``logits[logit]`` (B,).
+            batch: Batch tensors; ``batch[feature]`` (B,) and optional ``batch["w"]`` (B,).
+
+        Returns:
+            Scalar tensor.
+
+        Raises:
+            DataError: The logit or the feature is missing.
+        """
         if self.logit not in logits:
             raise DataError(f"aux_loss: model output has no '{self.logit}' logit (has {sorted(logits)})")
         if self.feature not in batch:
@@ -66,6 +118,23 @@ class ClickbaitDownweight:
     (default) only clicked rows (``batch["y_click"] > 0``) are down-weighted, which lowers the
     learned p_click of clickbait; with ``rows="all"`` the item-level CTR estimate is unchanged (the
     weights cancel) and only the items' pull on shared parameters shrinks.
+
+    Args:
+        strength: Weight taken from a row with c = 1, in [0, 1].
+        threshold: c up to which rows keep weight 1, in [0, 1).
+        feature: Batch key of the clickbait score.
+        rows: ``"clicks"`` (clicked rows only) or ``"all"``.
+
+    Example:
+        >>> import torch
+        >>> down = ClickbaitDownweight(strength=0.5, threshold=0.5)
+        >>> down({"clickbait_score": torch.tensor([0.2, 0.75, 1.0, 1.0]),
+        ...       "y_click": torch.tensor([1.0, 1.0, 1.0, 0.0])})
+        tensor([1.0000, 0.7500, 0.5000, 1.0000])
+
+    References:
+        "Clickbait Mitigation in Industrial Recommender System" (Seznam.cz)
+        (a row-weighting variant of its auxiliary loss).
     """
 
     def __init__(
@@ -86,6 +155,11 @@ class ClickbaitDownweight:
         return cls(strength=cfg.strength, threshold=cfg.threshold, feature=cfg.feature, rows=cfg.rows)
 
     def __call__(self, batch: dict[str, Tensor]) -> Tensor:
+        """Row weights (B,) in [1 - strength, 1] for one batch (``batch[feature]``, ``batch["y_click"]``).
+
+        Raises:
+            DataError: The feature (or, with ``rows="clicks"``, ``y_click``) is missing.
+        """
         if self.feature not in batch:
             raise DataError(f"downweight: batch has no '{self.feature}' feature (has {sorted(batch)})")
         c = batch[self.feature].reshape(-1).to(torch.float32)

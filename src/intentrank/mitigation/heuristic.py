@@ -10,6 +10,10 @@ scores and the items' clickbait scores, so it works on a plain CTR model, the mu
 Numerics: the power is rewritten as a logistic, ``1 / (1 + exp(k·t)) = sigmoid(-k·t)`` with
 ``k = ln((1-d)/d)``, ``t = (2c-h-l)/(h-l)``, which never overflows; the log-space form uses
 ``logaddexp``/``logsigmoid`` so ``log f`` stays finite even for ``w = 1``.
+
+References:
+    "Clickbait Mitigation in Industrial Recommender System" (Seznam.cz): the heuristic
+    post-processing method and its adjustable sigmoid (parameters h, l, d, w).
 """
 
 from __future__ import annotations
@@ -34,6 +38,32 @@ class HeuristicPenalty:
     Call it as a post-processor ``penalty(scores, clickbait) -> scores`` (the ``RankerPolicy``
     contract), or evaluate ``penalty.f(c)`` / ``penalty.log_f(c)`` directly. NumPy in, NumPy out;
     torch in, torch out (differentiable).
+
+    ``f(c) = (1 - w) + w / (1 + ((1 - d) / d) ** ((2c - h - l) / (h - l)))``: about 1 for clean items,
+    ``1 - w + w(1 - d)`` at ``c = l``, ``1 - w + w·d`` at ``c = h``, towards ``1 - w`` for heavy clickbait.
+    It needs no retraining, so it works on top of any ranker.
+
+    Args:
+        l: Clickbait score where the penalty starts (``f = 1 - w·d``); the paper's l.
+        h: Clickbait score where it is nearly complete (``f = 1 - w + w·d``); must exceed ``l``.
+        d: Sharpness, in (0, 0.5): the sigmoid's distance from its asymptotes at l and h.
+        w: Strength in [0, 1]: the largest share of a score taken away.
+        score_space: ``"linear"`` multiplies non-negative scores by f; ``"log"`` adds log f to logits or
+            log-scores.
+
+    Raises:
+        ConfigError: Parameters out of range (via the mitigation config's validation).
+
+    Example:
+        >>> import numpy as np
+        >>> penalty = HeuristicPenalty(l=0.4, h=0.7, d=0.1, w=0.5)
+        >>> penalty.f(np.array([0.4, 0.7])).round(3)
+        array([0.95, 0.55])
+        >>> penalty(np.array([0.2, 0.2]), clickbait=np.array([0.0, 1.0])).round(3)  # scores · f(c)
+        array([0.2, 0.1])
+
+    References:
+        "Clickbait Mitigation in Industrial Recommender System" (Seznam.cz), heuristic post-processing.
     """
 
     def __init__(
@@ -68,7 +98,17 @@ class HeuristicPenalty:
     @overload
     def f(self, c: torch.Tensor) -> torch.Tensor: ...
     def f(self, c: ArrayLike) -> ArrayLike:
-        """f(c) in [1-w, 1], elementwise."""
+        """The penalty factor, elementwise.
+
+        Args:
+            c: Clickbait scores in [0, 1], any shape (NumPy or torch).
+
+        Returns:
+            f(c) in [1 - w, 1], the same shape and kind as ``c``.
+
+        Raises:
+            DataError: A score outside [0, 1] or not finite.
+        """
         if isinstance(c, torch.Tensor):
             _check_c(c)
             return (1.0 - self.w) + self.w * torch.sigmoid(-self._kt(c))
@@ -81,7 +121,14 @@ class HeuristicPenalty:
     @overload
     def log_f(self, c: torch.Tensor) -> torch.Tensor: ...
     def log_f(self, c: ArrayLike) -> ArrayLike:
-        """log f(c), finite for every valid c (also for w = 1)."""
+        """log f(c), finite for every valid c (also for w = 1), for log-space rankers.
+
+        Args:
+            c: Clickbait scores in [0, 1], any shape (NumPy or torch).
+
+        Returns:
+            log f(c) in [log(1 - w), 0], the same shape and kind as ``c``.
+        """
         log1mw = math.log1p(-self.w) if self.w < 1.0 else -math.inf
         logw = math.log(self.w) if self.w > 0.0 else -math.inf
         if isinstance(c, torch.Tensor):
@@ -95,7 +142,18 @@ class HeuristicPenalty:
 
     # -- post-processor ----------------------------------------------------------------------------
     def __call__(self, scores: ArrayLike, clickbait: ArrayLike) -> ArrayLike:
-        """Penalised scores: ``scores · f(c)`` (linear) or ``scores + log f(c)`` (log space)."""
+        """Penalise scores: ``scores · f(c)`` (linear) or ``scores + log f(c)`` (log space).
+
+        Args:
+            scores: Ranking scores, any shape (non-negative in linear space).
+            clickbait: The items' clickbait scores in [0, 1], the same shape.
+
+        Returns:
+            Penalised scores, the same shape and kind as ``scores`` (NumPy float64 for NumPy input).
+
+        Raises:
+            DataError: Shapes differ, negative scores in linear space, or invalid clickbait scores.
+        """
         if tuple(scores.shape) != tuple(clickbait.shape):
             raise DataError(
                 f"heuristic: scores shape {tuple(scores.shape)} != clickbait shape {tuple(clickbait.shape)}"

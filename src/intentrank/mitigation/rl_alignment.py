@@ -24,6 +24,13 @@ or ``clickbait``: sets rich in clickbait give the actor more to learn from).
 The actor is anything a :data:`SetScorer` can score: the default scorer is for models that take
 ``(item_ids, context)``; :func:`intentrank.mitigation.pipeline.ranker_set_scorer` adapts the
 multi-task ranker.
+
+References:
+    "Clickbait Mitigation in Industrial Recommender System" (Seznam.cz): alignment of the
+    trained ranker by reinforcement learning with a clickbait reward, KL-bounded to the original model.
+    V. Konda, J. Tsitsiklis, "Actor-Critic Algorithms", NeurIPS 1999 (the advantage actor-critic).
+    W. Kool, H. van Hoof, M. Welling, "Stochastic Beams and Where to Find Them: The Gumbel-Top-k Trick
+    for Sampling Sequences Without Replacement", ICML 2019 (the set sampler).
 """
 
 from __future__ import annotations
@@ -60,7 +67,29 @@ class ItemSetSampler:
     """Draws sets of distinct items from the catalogue: uniformly, by popularity or by clickbait score.
 
     Without replacement within a set, vectorised with the Gumbel-top-k trick: the K largest of
-    ``log w_i + Gumbel`` are a weighted sample without replacement.
+    ``log w_i + Gumbel`` are a weighted sample without replacement. Item weights: 1 (``uniform``),
+    ``(popularity + 1) ** power`` or ``(c + 0.001) ** power`` (``clickbait``).
+
+    Args:
+        clickbait: Clickbait score per item (N,), in [0, 1].
+        strategy: ``"uniform"``, ``"popularity"`` or ``"clickbait"``.
+        popularity: Counts per item (N,), needed by ``"popularity"``.
+        power: Exponent of the weights.
+        contexts: Context ids (e.g. users) to draw one per set from; None = no context.
+
+    Raises:
+        DataError: Invalid clickbait scores or popularity.
+        ConfigError: Unknown strategy, or ``"popularity"`` without counts.
+
+    Example:
+        >>> import numpy as np
+        >>> sampler = ItemSetSampler(np.linspace(0, 1, 50), strategy="clickbait")
+        >>> items, ctx = sampler.sample(n_sets=3, set_size=5, rng=np.random.default_rng(0))
+        >>> items.shape, ctx, all(len(set(row)) == 5 for row in items)
+        ((3, 5), None, True)
+
+    References:
+        Kool, van Hoof, Welling, "Stochastic Beams and Where to Find Them", ICML 2019.
     """
 
     STRATEGIES = ("uniform", "popularity", "clickbait")
@@ -103,7 +132,19 @@ class ItemSetSampler:
     def sample(
         self, n_sets: int, set_size: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(item_ids (n_sets, set_size), context (n_sets,) or None)``."""
+        """Draw ``n_sets`` sets of ``set_size`` distinct items.
+
+        Args:
+            n_sets: Number of sets S.
+            set_size: Items per set K (≤ catalogue size).
+            rng: Random generator.
+
+        Returns:
+            (item ids (S, K) int64, context ids (S,) or None).
+
+        Raises:
+            ConfigError: ``set_size`` larger than the catalogue.
+        """
         if set_size > self.n_items:
             raise ConfigError(f"rl_alignment.set_size: {set_size} > catalogue size {self.n_items}")
         keys = self.log_w[None, :] + rng.gumbel(size=(n_sets, self.n_items))
@@ -118,7 +159,21 @@ class ItemSetSampler:
 # critic
 # ---------------------------------------------------------------------------------------------------
 class SetCritic(nn.Module):
-    """V(s): expected reward of the actor's draw from a set, from summary statistics of the set."""
+    """V(s): expected reward of the actor's draw from a set, from summary statistics of the set.
+
+    A small MLP (5 → ``hidden`` → 1, tanh) on :meth:`features`; the baseline that turns rewards into
+    advantages ``r(a) - V(s)`` and lowers the policy gradient's variance.
+
+    Args:
+        hidden: Hidden units.
+
+    Example:
+        >>> import torch
+        >>> critic = SetCritic()
+        >>> rewards, probs = -torch.rand(4, 10), torch.full((4, 10), 0.1)
+        >>> critic(SetCritic.features(rewards, probs)).shape
+        torch.Size([4])
+    """
 
     N_FEATURES = 5
 
@@ -128,7 +183,15 @@ class SetCritic(nn.Module):
 
     @staticmethod
     def features(rewards: Tensor, frozen_probs: Tensor) -> Tensor:
-        """(S, 5): mean, std, min, max of the set's rewards and the frozen policy's expected reward."""
+        """Summary statistics of each set.
+
+        Args:
+            rewards: Reward of each item (S, K).
+            frozen_probs: The frozen policy's probabilities over each set (S, K).
+
+        Returns:
+            (S, 5): mean, std, min, max of the set's rewards and the frozen policy's expected reward.
+        """
         return torch.stack(
             [
                 rewards.mean(1),
@@ -141,6 +204,7 @@ class SetCritic(nn.Module):
         )
 
     def forward(self, feats: Tensor) -> Tensor:
+        """Features (S, 5) → V(s) (S,)."""
         return self.net(feats).squeeze(-1)
 
 
@@ -169,7 +233,43 @@ class AlignmentReport:
 
 
 class RLAligner:
-    """Actor–critic alignment, KL-bounded to the frozen trained model; ``align(model)`` updates in place."""
+    """Actor–critic alignment, KL-bounded to the frozen trained model; ``align(model)`` updates in place.
+
+    See the module docstring for the update. The returned model's KL to the frozen one, measured on
+    fresh sets, is within ``kl_bound`` (parameters are pulled back if needed).
+
+    Args:
+        sampler: Draws the item sets (the states).
+        cfg: The method's config; None = built from ``params`` (validated).
+        set_scorer: ``(model, item_ids (S, K), context) -> ranking logits (S, K)``.
+        click_scorer: ``(model, item_ids, context) -> click logits (S, K)``; needed by the ``neg_lcb``
+            reward.
+        seed: Seed of the sets, the actions and torch.
+        **params: Fields of :class:`~intentrank.mitigation.config.RLAlignmentMethod` when ``cfg`` is None.
+
+    Raises:
+        ConfigError: Invalid parameters, ``neg_lcb`` without a click scorer, sets larger than the
+            catalogue.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from torch import nn
+        >>> class Actor(nn.Module):  # one learnable score per item
+        ...     def __init__(self, n):
+        ...         super().__init__()
+        ...         self.score = nn.Embedding(n, 1)
+        ...     def forward(self, items, ctx):
+        ...         return self.score(items).squeeze(-1)
+        >>> _ = torch.manual_seed(0)
+        >>> aligner = RLAligner(ItemSetSampler(np.linspace(0, 1, 50)), set_size=10, steps=10, seed=0)
+        >>> report = aligner.align(Actor(50))
+        >>> report.kl <= report.kl_bound, report.expected_reward_aligned > report.expected_reward_frozen
+        (True, True)
+
+    References:
+        "Clickbait Mitigation in Industrial Recommender System" (Seznam.cz), RL alignment;
+        Konda & Tsitsiklis, NeurIPS 1999.
+    """
 
     def __init__(
         self,
@@ -227,7 +327,15 @@ class RLAligner:
 
     # -- main loop ---------------------------------------------------------------------------------
     def align(self, model: nn.Module, frozen: nn.Module | None = None) -> AlignmentReport:
-        """Align ``model`` in place; ``frozen`` defaults to a deep copy of ``model`` taken now."""
+        """Align ``model`` in place; ``frozen`` defaults to a deep copy of ``model`` taken now.
+
+        Args:
+            model: The actor (scored by ``set_scorer``); its parameters are updated.
+            frozen: The reference policy for the KL term and the rewards.
+
+        Returns:
+            :class:`AlignmentReport` measured on fresh evaluation sets.
+        """
         cfg = self.cfg
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)

@@ -12,6 +12,11 @@ c's (negative) signal out of the bias. Measured caveat (docs/mitigation/shallow_
 other inputs are proxies of clickbait (outlet, item id), the main network absorbs the click bias
 through them and the tower's weight on c can even come out negative; the tower then removes
 little or nothing at serving.
+
+References:
+    "Clickbait Mitigation in Industrial Recommender System" (Seznam.cz): the shallow-tower method.
+    Z. Zhao et al., "Recommending What Video to Watch Next: A Multitask Ranking System", RecSys 2019
+    (the shallow tower for position bias it adapts).
 """
 
 from __future__ import annotations
@@ -28,7 +33,23 @@ from intentrank.ranking.models.multitask import RANKER_TASKS, MultiTaskRanker
 
 
 def ensure_dense(dense: list[DenseFeature], name: str, to_main: bool | None) -> list[DenseFeature]:
-    """``dense`` with feature ``name`` present (added if missing); ``to_main`` set unless None."""
+    """``dense`` with feature ``name`` present (added if missing); ``to_main`` set unless None.
+
+    Args:
+        dense: The ranker's dense features (not modified).
+        name: Feature to ensure.
+        to_main: Whether it feeds the main network; None keeps an existing feature's setting (a new
+            one gets False).
+
+    Returns:
+        A new list.
+
+    Example:
+        >>> from intentrank.ranking.config import DenseFeature
+        >>> out = ensure_dense([DenseFeature(name="age_h")], "clickbait_score", to_main=False)
+        >>> [(f.name, f.to_main) for f in out]
+        [('age_h', True), ('clickbait_score', False)]
+    """
     out = list(dense)
     for i, f in enumerate(out):
         if f.name == name:
@@ -40,19 +61,42 @@ def ensure_dense(dense: list[DenseFeature], name: str, to_main: bool | None) -> 
 
 
 def shallow_tower_dense(dense: list[DenseFeature], method: ShallowTowerMethod) -> list[DenseFeature]:
-    """The tower's features only go to the tower (not to the main network)."""
+    """``dense`` with the tower's features present and kept out of the main network (``to_main=False``).
+
+    Args:
+        dense: The ranker's dense features.
+        method: The shallow-tower method (its ``features``).
+
+    Returns:
+        A new list.
+    """
     for name in method.features:
         dense = ensure_dense(dense, name, False)
     return dense
 
 
 def shallow_tower_config(method: ShallowTowerMethod) -> ShallowTowerConfig:
-    """The ranker's built-in tower, configured by the method."""
+    """The ranker's built-in tower (``RankerConfig.shallow_tower``), configured by the method.
+
+    Args:
+        method: The shallow-tower method (features, hidden, dropout).
+
+    Returns:
+        The tower's config.
+    """
     return ShallowTowerConfig(features=list(method.features), hidden=method.hidden, dropout=method.dropout)
 
 
 def plain_feature_dense(dense: list[DenseFeature], method: PlainFeatureMethod) -> list[DenseFeature]:
-    """Baseline: c is an ordinary input of the main network (also at serving)."""
+    """Baseline: c is an ordinary input of the main network (also at serving).
+
+    Args:
+        dense: The ranker's dense features.
+        method: The plain-feature method (its ``feature``).
+
+    Returns:
+        A new list with the feature present and ``to_main=True``.
+    """
     return ensure_dense(dense, method.feature, True)
 
 
@@ -62,6 +106,16 @@ class HeadMaskedRanker(MultiTaskRanker):
     Same parameters and state dict as the base class (a checkpoint of it loads as a plain
     MultiTaskRanker, which would add the tower's serving-time constant ``tower(0)`` to every head;
     rebuild with :meth:`from_ranker` to keep the masking).
+
+    Args:
+        config: The ranker's config (with ``shallow_tower`` set for the mask to matter).
+        heads: Heads that receive the tower's logit (of ``click``, ``dwell``, ``conversion``).
+
+    Raises:
+        ConfigError: ``heads`` empty or naming an unknown head.
+
+    References:
+        "Clickbait Mitigation in Industrial Recommender System" (Seznam.cz), shallow tower ("each task head").
     """
 
     def __init__(self, config: RankerConfig, heads: Sequence[str] = ("click",)) -> None:
@@ -77,7 +131,15 @@ class HeadMaskedRanker(MultiTaskRanker):
 
     @classmethod
     def from_ranker(cls, model: MultiTaskRanker, heads: Sequence[str] = ("click",)) -> HeadMaskedRanker:
-        """Wrap a trained (or loaded) ranker's weights."""
+        """Wrap a trained (or loaded) ranker's weights (copied; training mode kept).
+
+        Args:
+            model: The ranker.
+            heads: Heads that receive the tower's logit.
+
+        Returns:
+            A new :class:`HeadMaskedRanker`.
+        """
         out = cls(model.config, heads)
         out.load_state_dict(model.state_dict())
         return out.train(model.training)

@@ -7,13 +7,16 @@ a checkpoint stores it and refuses to load under a different one.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-#: Columns derived from event columns (``ranking.features.derive_event_columns``): a feature may read them
-#: as if they were event columns.
-DERIVED_COLUMNS: tuple[str, ...] = ("hour", "item_age_h")
+#: Columns the feature encoder derives from every event frame (``ranking.features.derive_event_columns``),
+#: name -> (DuckDB-style type, meaning), in the shape of ``store.schema.IMPRESSION_COLUMNS``.
+DERIVED_COLUMNS: Final[dict[str, tuple[str, str]]] = {
+    "hour": ("BIGINT", "hour of day 0..23 of the event, from ts"),
+    "item_age_h": ("DOUBLE", "hours between the item's publish_ts and the event's ts, >= 0"),
+}
 
 
 class _Section(BaseModel):

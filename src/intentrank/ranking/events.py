@@ -1,7 +1,9 @@
-"""Reading training events: the store's DuckDB file, a Parquet export, a DataFrame or an EventStore.
+"""Training events: the store's reader (DuckDB store, Parquet file or directory, EventStore) or a DataFrame.
 
-Impressions are joined with the item table on ``item_id`` (so item features such as the clickbait
-score, topic and source are available), then the derived columns (hour, item age) are added.
+Reading belongs to the store (:func:`intentrank.store.read_events`: run selection, watermark windows, the
+Parquet layout); this module joins impressions with the item table on ``item_id`` (so item features
+such as the clickbait score, topic and source are available) and adds the derived columns (hour, item
+age).
 """
 
 from __future__ import annotations
@@ -9,17 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 from intentrank.errors import DataError
 from intentrank.ranking.features import derive_event_columns
+from intentrank.store import read_events
 
 EventSource = str | Path | pd.DataFrame | Any
-
-
-def _sql_path(p: Path) -> str:
-    return str(p).replace("'", "''")
 
 
 def _join(imp: pd.DataFrame, items: pd.DataFrame | None, what: str) -> pd.DataFrame:
@@ -38,14 +36,15 @@ def load_events(
     items: pd.DataFrame | None = None,
     since_event_id: int | None = None,
     until_event_id: int | None = None,
+    runs: str | list[int] = "complete",
 ) -> pd.DataFrame:
     """Impressions (optionally ``since < event_id ≤ until``) joined with item features.
 
-    ``source``: path of a DuckDB store, a directory with ``impressions.parquet`` (+ ``items.parquet``),
-    a Parquet file, an impressions DataFrame (with ``items`` or already joined), or an object with
-    ``read_impressions``/``read_items`` (the EventStore). Raises :class:`DataError` if there are no events.
+    ``source``: an :class:`~intentrank.store.EventStore`, the path of a DuckDB store, a Parquet
+    directory or file (layout in docs/store.md), or an impressions DataFrame (with ``items`` or already
+    joined). ``runs``: ``"complete"`` (default: events of killed or failed runs are skipped, with a
+    warning), ``"all"`` or a list of run ids. Raises :class:`DataError` if there are no events.
     """
-    what = "events"
     if isinstance(source, pd.DataFrame):
         imp, what = source, "event frame"
         if "event_id" in imp.columns and (since_event_id is not None or until_event_id is not None):
@@ -55,40 +54,11 @@ def load_events(
             if until_event_id is not None:
                 m &= imp["event_id"] <= until_event_id
             imp = imp[m]
-    elif hasattr(source, "read_impressions"):
-        imp = source.read_impressions(since_event_id, until_event_id)
-        if items is None and hasattr(source, "read_items"):
-            items = source.read_items()
     else:
-        p = Path(source)
-        what = str(p)
-        if not p.exists():
-            raise DataError(f"event source not found: {p}")
-        where = []
-        if since_event_id is not None:
-            where.append(f"event_id > {int(since_event_id)}")
-        if until_event_id is not None:
-            where.append(f"event_id <= {int(until_event_id)}")
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        try:
-            if p.is_dir() or p.suffix == ".parquet":
-                imp_file = p / "impressions.parquet" if p.is_dir() else p
-                items_file = (p if p.is_dir() else p.parent) / "items.parquet"
-                if not imp_file.is_file():
-                    raise DataError(f"{p}: no impressions.parquet in this directory")
-                imp = duckdb.sql(f"SELECT * FROM read_parquet('{_sql_path(imp_file)}'){clause}").df()
-                if items is None and items_file.is_file() and items_file != imp_file:
-                    items = duckdb.sql(f"SELECT * FROM read_parquet('{_sql_path(items_file)}')").df()
-            else:
-                with duckdb.connect(str(p), read_only=True) as con:
-                    tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
-                    if "impressions" not in tables:
-                        raise DataError(f"{p}: no 'impressions' table (tables: {sorted(tables)})")
-                    imp = con.execute(f"SELECT * FROM impressions{clause} ORDER BY event_id").df()
-                    if items is None and "items" in tables:
-                        items = con.execute("SELECT * FROM items").df()
-        except duckdb.Error as err:
-            raise DataError(f"{p}: cannot read events ({err})") from None
+        what = str(getattr(source, "path", source))
+        data = read_events(source, since_event_id, until_event_id, runs)
+        imp = data.impressions
+        items = data.items if items is None else items
     if len(imp) == 0:
         raise DataError(f"{what}: the event set is empty (no impressions to train or evaluate on)")
     return derive_event_columns(_join(imp.reset_index(drop=True), items, what))

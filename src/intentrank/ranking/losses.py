@@ -5,6 +5,10 @@
 - conversion: with ESMM, BCE of pCTCVR against click ∧ conversion over all impressions; without
   ESMM, BCE of pCVR on clicked rows only.
 Each term is a weighted mean; the total is the task-weighted sum.
+
+References:
+    X. Ma et al., "Entire Space Multi-Task Model: An Effective Approach for Estimating Post-Click
+    Conversion Rate", SIGIR 2018 (the conversion term with ESMM).
 """
 
 from __future__ import annotations
@@ -23,7 +27,36 @@ def _wmean(values: Tensor, weights: Tensor) -> Tensor:
 def multitask_loss(
     out: dict[str, Tensor], batch: dict[str, Tensor], weights: TaskWeights, esmm: bool
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """(total loss, per-task losses) for the ranker's heads."""
+    """The ranker's training loss: ``Σ_t weight_t · L_t`` over click, dwell and conversion.
+
+    ``L_click = Σ w·BCE(click, y_click) / Σ w``; ``L_dwell = Σ w·c·(dwell - y_dwell)² / Σ w·c`` with c
+    the clicked flag; ``L_conversion`` = BCE of ``ctcvr`` against c·y_conversion weighted by w (ESMM)
+    or BCE of ``conversion`` against y_conversion weighted by w·c (clicked rows only).
+
+    Args:
+        out: Model outputs (B,) each: ``click``, ``dwell``, ``conversion`` (and ``ctcvr`` with ESMM).
+        batch: Labels (B,) each: ``w`` row weight, ``y_click`` click target (0/1, or long click),
+            ``y_dwell`` log1p seconds, ``y_conversion`` 0/1; optional ``clicked`` (0/1, default
+            ``y_click``) marks the rows the dwell and CVR terms read.
+        weights: Task weights.
+        esmm: Fit the conversion term through ``ctcvr`` over all rows.
+
+    Returns:
+        (total loss, per-task losses): scalar tensors; the total keeps the graph for ``backward``.
+
+    Example:
+        >>> import torch
+        >>> from intentrank.ranking.config import TaskWeights
+        >>> out = {"click": torch.zeros(2), "dwell": torch.zeros(2), "conversion": torch.zeros(2)}
+        >>> batch = {"w": torch.ones(2), "y_click": torch.tensor([1.0, 0.0]),
+        ...          "y_dwell": torch.tensor([2.0, 0.0]), "y_conversion": torch.tensor([1.0, 0.0])}
+        >>> weights = TaskWeights(click=1, dwell=0.5, conversion=1)
+        >>> total, parts = multitask_loss(out, batch, weights, esmm=False)
+        >>> {k: round(float(v), 4) for k, v in parts.items()}  # BCE at logit 0 is ln 2
+        {'click': 0.6931, 'dwell': 4.0, 'conversion': 0.6931}
+        >>> round(float(total), 4)
+        3.3863
+    """
     w = batch["w"]
     y_click = batch["y_click"]
     clicked = batch.get("clicked", y_click)
@@ -50,5 +83,19 @@ def multitask_loss(
 
 
 def binary_tasks_loss(out: dict[str, Tensor], labels: dict[str, Tensor]) -> Tensor:
-    """Sum of unweighted BCE losses over binary tasks (generic multi-task training, e.g. Census-Income)."""
+    """Sum of unweighted mean BCE losses over binary tasks (generic multi-task training, e.g. Census).
+
+    Args:
+        out: Task name → logits (B,).
+        labels: Task name → 0/1 float labels (B,); the tasks summed are ``labels``' keys.
+
+    Returns:
+        Scalar tensor ``Σ_t mean BCE(out[t], labels[t])``.
+
+    Example:
+        >>> import torch
+        >>> out = {"a": torch.zeros(3), "b": torch.zeros(3)}
+        >>> round(float(binary_tasks_loss(out, {"a": torch.ones(3), "b": torch.zeros(3)})), 4)
+        1.3863
+    """
     return torch.stack([F.binary_cross_entropy_with_logits(out[t], y) for t, y in labels.items()]).sum()

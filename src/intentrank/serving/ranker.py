@@ -20,6 +20,7 @@ from intentrank.ranking.candidates import CandidateFeatures
 from intentrank.ranking.checkpoint import load_checkpoint
 from intentrank.ranking.formula import RankingFormula
 from intentrank.ranking.models.multitask import MultiTaskRanker
+from intentrank.serving.incremental import ModelSlot
 from intentrank.serving.policy import ItemTable, Policy, SlateRequest
 
 #: ``(scores (B, K), clickbait (B, K)) -> adjusted scores (B, K)``.
@@ -30,7 +31,8 @@ class RankerPolicy(Policy):
     """Ranks candidates by the multi-task model's outputs combined with a :class:`RankingFormula`.
 
     Args:
-        model: a trained :class:`MultiTaskRanker` (any subclass).
+        model: a trained :class:`MultiTaskRanker` (any subclass), or the :class:`ModelSlot` an online
+            learner publishes to (each request reads the slot's current model once).
         formula: the ranking formula (default: the model config's).
         post_processors: score adjustments applied in order (e.g. the heuristic clickbait penalty).
         name: the policy's name (default: ``ranker(a=..,b=..,g=..)``).
@@ -45,33 +47,38 @@ class RankerPolicy(Policy):
 
     def __init__(
         self,
-        model: MultiTaskRanker,
+        model: MultiTaskRanker | ModelSlot,
         formula: RankingFormula | None = None,
         post_processors: Sequence[PostProcessor] = (),
         name: str | None = None,
         position: int = 0,
         batch_rows: int = 65_536,
     ) -> None:
-        self.model = model.eval()
-        self.formula = formula or RankingFormula.from_config(model.config.formula)
+        self.slot = model if isinstance(model, ModelSlot) else ModelSlot(model)
+        self.formula = formula or RankingFormula.from_config(self.slot.model.config.formula)
         self.post_processors = tuple(post_processors)
         f = self.formula
         self.name = name or f"ranker(a={f.a:g},b={f.b:g},g={f.g:g})"
         self.position = position
         self.batch_rows = batch_rows
         self._rows: CandidateFeatures | None = None
-        self._rows_key: int | None = None
+        self._rows_key: tuple[int, int] | None = None
+
+    @property
+    def model(self) -> MultiTaskRanker:
+        """The model served now."""
+        return self.slot.model
 
     @classmethod
     def from_checkpoint(cls, model_dir: str | Path, **kwargs: Any) -> RankerPolicy:
         """A policy around a saved model (see :func:`load_checkpoint`)."""
         return cls(load_checkpoint(model_dir), **kwargs)
 
-    def candidate_features(self, items: ItemTable) -> CandidateFeatures:
-        """The row builder for this item table (item features encoded once per table)."""
-        key = id(items.items)
+    def candidate_features(self, items: ItemTable, model: MultiTaskRanker) -> CandidateFeatures:
+        """The row builder for this item table (item features encoded once per table and feature spec)."""
+        key = (id(items.items), id(model.config.features))
         if self._rows is None or self._rows_key != key:
-            self._rows = CandidateFeatures(self.model.config.features, items.items, self.position)
+            self._rows = CandidateFeatures(model.config.features, items.items, self.position)
             self._rows_key = key
         return self._rows
 
@@ -79,17 +86,17 @@ class RankerPolicy(Policy):
     def predict(self, request: SlateRequest, items: ItemTable) -> dict[str, np.ndarray]:
         """(B, K) arrays ``p_click``, ``time`` (seconds), ``p_conv``."""
         B, K = request.candidates.shape
-        rows = self.candidate_features(items)
+        model = self.slot.model  # one read: a swap mid-request cannot mix two models
+        rows = self.candidate_features(items, model)
         cat, dense = rows.encode(
             request.user_ids, request.candidates, request.slate_index, request.ts, request.day
         )
         cat_t, dense_t = torch.from_numpy(cat), torch.from_numpy(dense)
         enc = rows.encoder
         parts: dict[str, list[torch.Tensor]] = {"p_click": [], "time": [], "p_conv": []}
-        self.model.eval()
         n = self.batch_rows
         for s in range(0, B * K, n):
-            out = self.model.predict(enc.to_batch(cat_t[s : s + n], dense_t[s : s + n]))
+            out = model.predict(enc.to_batch(cat_t[s : s + n], dense_t[s : s + n]))
             for k in parts:
                 parts[k].append(out[k])
         return {k: torch.cat(v).numpy().astype(np.float64).reshape(B, K) for k, v in parts.items()}

@@ -56,6 +56,10 @@ class Catalogue:
     true_clickbait: np.ndarray  # hidden, float64 in [0, 1]
     quality: np.ndarray  # hidden, float64 in [0, 1]
     topic_names: tuple[str, ...] = TOPICS
+    #: hidden: when each item retires (seconds since the run's epoch); None = never (static catalogue)
+    retire_ts: np.ndarray | None = None
+    #: hidden: True where a pool title was published again because the pool ran out
+    is_variant: np.ndarray | None = None
     clickbait_score: np.ndarray = field(init=False)
     topic_id: np.ndarray = field(init=False)
     category: np.ndarray = field(init=False)  # int8 non/light/heavy of the scorer's score
@@ -73,7 +77,10 @@ class Catalogue:
         for name, arr in (("true_clickbait", self.true_clickbait), ("quality", self.quality)):
             if arr.shape != (n,) or not np.all((arr >= 0) & (arr <= 1)):
                 raise DataError(f"catalogue {name} must be {n} values in [0, 1]")
+        if self.retire_ts is not None and self.retire_ts.shape != (n,):
+            raise DataError(f"catalogue retire_ts must have {n} values")
         self.items.index = pd.RangeIndex(n, name=None)
+        self.publish_ts64 = self.items["publish_ts"].to_numpy(np.float64)
         self.clickbait_score = self.items["clickbait_score"].to_numpy(np.float64)
         codes = {name: i for i, name in enumerate(self.topic_names)}
         self.topic_id = self.items["topic"].map(codes).to_numpy(np.int16)
@@ -90,6 +97,18 @@ class Catalogue:
     @property
     def n_topics(self) -> int:
         return len(self.topic_names)
+
+    @property
+    def living(self) -> bool:
+        """True for a living catalogue (items retire)."""
+        return self.retire_ts is not None
+
+    def live_at(self, t: float) -> np.ndarray:
+        """Ids of the items live at time ``t``: published at or before it and not yet retired (all items
+        of a static catalogue)."""
+        if self.retire_ts is None:
+            return np.arange(len(self), dtype=np.int64)
+        return np.flatnonzero((self.publish_ts64 <= t) & (self.retire_ts > t)).astype(np.int64)
 
     @property
     def item_id(self) -> np.ndarray:

@@ -135,6 +135,31 @@ class IntentOracleConfig(BaseModel):
     bounce_cost: float = Field(1.0, ge=0, description="Cost of a bounce.")
 
 
+class LivingConfig(BaseModel):
+    """The living world: items published through the simulated time, live for a while, then retired.
+
+    Items arrive as a Poisson process of rate ``live_items / lifetime_h`` per hour, each lives an
+    Exponential(mean ``lifetime_h``) time, so about ``live_items`` are live at any moment (the run starts
+    in that steady state). Interest in an item decays with its age a (hours):
+    ``I_eff = I · 2^(−a / freshness_half_life_h)``. Time advances in windows of ``window_min`` simulated
+    minutes: sessions starting in a window are served by the policy (model version) current at the window's
+    start, retrieve from the items live then, and the window's events are handed on together at its end
+    (where an online learner may update). Equations: docs/simulator.md, "The living world".
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(False, description="Simulate the living world (False: the static catalogue).")
+    live_items: int = Field(3_000, ge=1, description="Items live at any moment (steady state).")
+    lifetime_h: float = Field(36.0, gt=0, description="Mean lifetime of an item, hours (exponential).")
+    freshness_half_life_h: float = Field(
+        24.0, gt=0, description="Interest in an item halves every this many hours of its age."
+    )
+    window_min: float = Field(
+        5.0, gt=0, le=1440, description="Simulated minutes per window (the online learner's cadence)."
+    )
+
+
 class SimulatorConfig(BaseModel):
     """Settings of the simulator part: world, behaviour and run shape."""
 
@@ -157,6 +182,7 @@ class SimulatorConfig(BaseModel):
     population: UserConfig = Field(default_factory=UserConfig)
     behaviour: BehaviourConfig = Field(default_factory=BehaviourConfig)
     intent_oracle: IntentOracleConfig = Field(default_factory=IntentOracleConfig)
+    living: LivingConfig = Field(default_factory=LivingConfig)
 
     @model_validator(mode="after")
     def _slate_fits_candidates(self) -> SimulatorConfig:

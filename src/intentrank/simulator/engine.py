@@ -24,6 +24,7 @@ from intentrank.serving.ordering import select_slates
 from intentrank.serving.policy import Policy, SlateRequest
 from intentrank.simulator import behaviour as bh
 from intentrank.simulator.kpis import KPIAccumulator
+from intentrank.simulator.living import freshness
 from intentrank.simulator.world import World
 from intentrank.store.event_store import IMPRESSIONS_ARROW_SCHEMA
 
@@ -33,7 +34,19 @@ SESSION_START_S = (6 * 3600.0, 23 * 3600.0)  # sessions start uniformly between 
 #: Receives each batch of events (Arrow table with the producer columns of the event schema).
 EventSink = Callable[[pa.Table], None]
 
-_PRODUCER_SCHEMA = pa.schema([f for f in IMPRESSIONS_ARROW_SCHEMA if f.name != "event_id"])
+_PRODUCER_SCHEMA = pa.schema([f for f in IMPRESSIONS_ARROW_SCHEMA if f.name not in ("event_id", "run_id")])
+
+
+@dataclass
+class WindowResult:
+    """What happened in one window of the living world (handed to ``on_window`` after its events)."""
+
+    day: int
+    window: int
+    start_ts: float  # seconds since the run's epoch
+    end_ts: float
+    sessions: int
+    live_items: int
 
 
 @dataclass
@@ -141,11 +154,16 @@ class Simulator:
             raise ConfigError(
                 f"simulator.candidates ({cfg.candidates}) exceeds the catalogue size ({len(world.catalogue)})"
             )
+        if world.catalogue.living and cfg.candidates > cfg.living.live_items:
+            raise ConfigError(
+                f"simulator.candidates ({cfg.candidates}) exceeds simulator.living.live_items "
+                f"({cfg.living.live_items})"
+            )
         self.world, self.policies, self.arm_names = world, pols, names
         self.arms = arms.astype(np.int16)
         self.seed = int(seed)
         self.kpis = KPIAccumulator(n_users, cfg.days)
-        self._coprimes = _coprimes(len(world.catalogue))
+        self._coprimes_by_n: dict[int, np.ndarray] = {}
         self._session_counter = 0
         self._slate_counter = 0
         self._exam = bh.examination(cfg.slate_size, cfg.behaviour)
@@ -157,15 +175,27 @@ class Simulator:
         sink: EventSink | None = None,
         days: int | None = None,
         on_day: Callable[[DayResult], None] | None = None,
+        on_window: Callable[[WindowResult], None] | None = None,
     ) -> KPIAccumulator:
-        """Simulate ``days`` days (default ``config.days``); returns the per-user KPI accumulator."""
-        for result in self.iter_days(sink, days):
+        """Simulate ``days`` days (default ``config.days``); returns the per-user KPI accumulator.
+
+        ``on_window`` (living world only) is called after each window's events reached ``sink``: the place
+        where an online learner updates the policies' models before the next window."""
+        for result in self.iter_days(sink, days, on_window):
             if on_day is not None:
                 on_day(result)
         return self.kpis
 
-    def iter_days(self, sink: EventSink | None = None, days: int | None = None) -> Iterator[DayResult]:
-        """Simulate day by day, yielding after each (events of the day already handed to ``sink``)."""
+    def iter_days(
+        self,
+        sink: EventSink | None = None,
+        days: int | None = None,
+        on_window: Callable[[WindowResult], None] | None = None,
+    ) -> Iterator[DayResult]:
+        """Simulate day by day, yielding after each (events of the day already handed to ``sink``).
+
+        Static catalogue: each day's users run arm by arm in batches. Living world: the day runs in
+        windows of ``living.window_min`` minutes in time order (see :meth:`_run_windows`)."""
         cfg = self.world.config
         n_days = cfg.days if days is None else days
         if n_days < 1:
@@ -176,14 +206,19 @@ class Simulator:
         buffer = _EventBuffer(sink, self.arm_names, cfg.flush_rows)
         users = self.world.users
         active = np.ones(len(users), dtype=bool)
+        all_items = np.arange(len(self.world.catalogue), dtype=np.int64)
         for day in range(n_days):
             imp0, clk0 = self.kpis.impressions.sum(), self.kpis.clicks.sum()
             n_active = int(active.sum())
-            for arm in range(len(self.policies)):
-                ids = np.flatnonzero(active & (self.arms == arm)).astype(np.int64)
-                for b, start in enumerate(range(0, len(ids), cfg.batch_users)):
-                    rng = np.random.default_rng(np.random.SeedSequence([self.seed, day, arm, b, 0x51]))
-                    self._run_batch(ids[start : start + cfg.batch_users], arm, day, rng, buffer)
+            if self.world.catalogue.living:
+                self._run_windows(np.flatnonzero(active).astype(np.int64), day, buffer, on_window)
+            else:
+                for arm in range(len(self.policies)):
+                    ids = np.flatnonzero(active & (self.arms == arm)).astype(np.int64)
+                    for b, start in enumerate(range(0, len(ids), cfg.batch_users)):
+                        rng = np.random.default_rng(np.random.SeedSequence([self.seed, day, arm, b, 0x51]))
+                        batch = ids[start : start + cfg.batch_users]
+                        self._run_batch(batch, arm, day, rng, buffer, all_items)
             buffer.flush()
             self.kpis.active_days[active] += 1
             if day > 0:
@@ -199,23 +234,76 @@ class Simulator:
                 day, n_active, int(self.kpis.impressions.sum() - imp0), int(self.kpis.clicks.sum() - clk0)
             )
 
+    # -- the living world: a day in windows ----------------------------------------------------
+    def _run_windows(
+        self,
+        active: np.ndarray,
+        day: int,
+        buffer: _EventBuffer,
+        on_window: Callable[[WindowResult], None] | None,
+    ) -> None:
+        """Sessions start uniformly in 06:00–23:00; the day's windows run in time order, each with the items
+        live at its start; a window's events are flushed before ``on_window``."""
+        cfg = self.world.config
+        width = cfg.living.window_min * 60.0
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, day, 0x57A7]))
+        start = day * DAY_S + rng.uniform(*SESSION_START_S, len(active))
+        window = ((start - day * DAY_S) // width).astype(np.int64)
+        order = np.argsort(window, kind="stable")
+        active, start, window = active[order], start[order], window[order]
+        bounds = np.flatnonzero(np.diff(window)) + 1
+        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(window)], strict=True):
+            w = int(window[lo])
+            t0 = day * DAY_S + w * width
+            live = self.world.catalogue.live_at(t0)
+            uids, clock = active[lo:hi], start[lo:hi]
+            for arm in range(len(self.policies)):
+                m = self.arms[uids] == arm
+                ids, clk = uids[m], clock[m]
+                for b, s0 in enumerate(range(0, len(ids), cfg.batch_users)):
+                    brng = np.random.default_rng(np.random.SeedSequence([self.seed, day, w, arm, b, 0x51]))
+                    sl = slice(s0, s0 + cfg.batch_users)
+                    self._run_batch(ids[sl], arm, day, brng, buffer, live, clock=clk[sl])
+            buffer.flush()
+            if on_window is not None:
+                on_window(WindowResult(day, w, t0, t0 + width, hi - lo, len(live)))
+
+    def _coprimes_of(self, n: int) -> np.ndarray:
+        if n not in self._coprimes_by_n:
+            self._coprimes_by_n[n] = _coprimes(n)
+        return self._coprimes_by_n[n]
+
     # -- one batch of users through their sessions -------------------------------------------
     def _run_batch(
-        self, uids: np.ndarray, arm: int, day: int, rng: np.random.Generator, buffer: _EventBuffer
+        self,
+        uids: np.ndarray,
+        arm: int,
+        day: int,
+        rng: np.random.Generator,
+        buffer: _EventBuffer,
+        pool: np.ndarray,
+        clock: np.ndarray | None = None,
     ) -> None:
+        """Sessions of users ``uids``: candidates are drawn from ``pool`` (item ids) without repeats within a
+        session; ``clock`` gives the sessions' start times (default: drawn in 06:00–23:00 of ``day``)."""
         world, cfg = self.world, self.world.config
         bcfg = cfg.behaviour
         cat, users, policy = world.catalogue, world.users, self.policies[arm]
-        n_items, S, K = len(cat), cfg.slate_size, cfg.candidates
+        n_items, S, K = len(pool), cfg.slate_size, cfg.candidates
         B = len(uids)
         if B == 0:
             return
         session = self._session_counter + np.arange(B, dtype=np.int64)
         self._session_counter += B
         self.kpis.sessions[uids] += 1
+        coprimes = self._coprimes_of(n_items)
         offset = rng.integers(0, n_items, B, dtype=np.int64)
-        stride = self._coprimes[rng.integers(0, len(self._coprimes), B)]
-        clock = day * DAY_S + rng.uniform(*SESSION_START_S, B)
+        stride = coprimes[rng.integers(0, len(coprimes), B)]
+        if clock is None:
+            clock = day * DAY_S + rng.uniform(*SESSION_START_S, B)
+        else:
+            clock = np.array(clock, dtype=np.float64)
+        living = cat.living
         rows = np.arange(B)  # indices into this batch of the users still scrolling
         max_slates = min(cfg.max_slates, n_items // K)
         topic_of = cat.topic_id
@@ -227,7 +315,7 @@ class Simulator:
             u = uids[rows]
             nb = len(rows)
             k = np.arange(j * K, (j + 1) * K, dtype=np.int64)
-            cand = (offset[rows, None] + stride[rows, None] * k[None, :]) % n_items
+            cand = pool[(offset[rows, None] + stride[rows, None] * k[None, :]) % n_items]
             req = SlateRequest(u, cand, np.full(nb, j, dtype=np.int16), clock[rows], day)
             scores = np.asarray(policy.scores(req, cat), dtype=np.float32)
             if scores.shape != (nb, K):
@@ -242,6 +330,8 @@ class Simulator:
 
             # --- outcomes -------------------------------------------------------------------
             interest = interest_flat[u[:, None] * T + topic_of[slate]]
+            if living:  # interest fades with the item's age at the time of the slate
+                interest = interest * freshness(clock[rows, None] - cat.publish_ts64[slate], cfg.living)
             b = cat.true_clickbait32[slate]
             trust = users.trust[u]
             p_click = self._exam * bh.click_prob(

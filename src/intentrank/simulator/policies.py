@@ -96,7 +96,7 @@ class CTROraclePolicy(_OraclePolicy):
     name = "ctr_oracle"
 
     def scores(self, request: SlateRequest, catalogue: Catalogue) -> np.ndarray:
-        return self._need_world().true_click_prob(request.user_ids, request.candidates)
+        return self._need_world().true_click_prob(request.user_ids, request.candidates, request.ts)
 
 
 class IntentOraclePolicy(_OraclePolicy):
@@ -105,7 +105,33 @@ class IntentOraclePolicy(_OraclePolicy):
     name = "intent_oracle"
 
     def scores(self, request: SlateRequest, catalogue: Catalogue) -> np.ndarray:
-        return self._need_world().true_value(request.user_ids, request.candidates)
+        return self._need_world().true_value(request.user_ids, request.candidates, request.ts)
+
+
+class TruthFormulaPolicy(_OraclePolicy):
+    """The ranking formula on the *true* quantities: ``P(click)^a · E[t | click]^b · P(conv | click)^g``.
+
+    The yardstick of a learned ranker served by the same formula: a learned arm far from this one is
+    degenerate (e.g. it learned "sort by −c"), whatever its A/B result against another learned arm.
+    """
+
+    name = "truth_formula"
+
+    def __init__(self, a: float = 1.0, b: float = 0.8, g: float = 0.0) -> None:
+        for k, v in (("a", a), ("b", b), ("g", g)):
+            if not (isinstance(v, int | float) and np.isfinite(v) and v >= 0):
+                raise IntentRankError(f"truth_formula: exponent {k} must be a finite number ≥ 0, got {v!r}")
+        self.a, self.b, self.g = float(a), float(b), float(g)
+
+    def scores(self, request: SlateRequest, catalogue: Catalogue) -> np.ndarray:
+        w = self._need_world()
+        u, items, ts = request.user_ids, request.candidates, request.ts
+        s = w.true_click_prob(u, items, ts).astype(np.float64) ** self.a
+        if self.b:
+            s = s * w.true_time(u, items, ts).astype(np.float64) ** self.b
+        if self.g:
+            s = s * w.true_conversion_prob(u, items, ts).astype(np.float64) ** self.g
+        return s
 
 
 class CallableScorerPolicy(Policy):

@@ -7,6 +7,7 @@ name               what                                                         
 ``popularity``     clicks gathered so far in the run                                —
 ``ctr_oracle``     the true click probability (the clickbait trap)                  —
 ``intent_oracle``  the true expected satisfaction (minutes, conversions, bounces)   —
+``truth_formula``  the ranking formula on the true quantities (the yardstick)       ``a``, ``b``, ``g``
 ``ranker``         a trained multi-task ranker with a ranking formula               ``model_dir``, ``a``,
                                                                                     ``b``, ``g``
 ``heuristic``      the heuristic clickbait penalty f(c) over any base policy        ``base``, ``l``, ``h``,
@@ -27,7 +28,13 @@ from typing import Any
 
 from intentrank.errors import ConfigError
 from intentrank.serving.policy import Policy
-from intentrank.simulator.policies import CTROraclePolicy, IntentOraclePolicy, PopularityPolicy, RandomPolicy
+from intentrank.simulator.policies import (
+    CTROraclePolicy,
+    IntentOraclePolicy,
+    PopularityPolicy,
+    RandomPolicy,
+    TruthFormulaPolicy,
+)
 
 PolicyFactory = Callable[..., Policy]
 
@@ -53,6 +60,17 @@ class PolicyRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
+    def buildable_by_name(self) -> list[str]:
+        """Names that need no parameters (e.g. usable as a logging policy; ``ranker`` needs a model)."""
+        out = []
+        for n in self.names():
+            try:
+                inspect.signature(self._entries[n].factory).bind()
+            except TypeError:
+                continue
+            out.append(n)
+        return out
+
     def describe(self) -> dict[str, str]:
         """Name → description."""
         return {n: self._entries[n].description for n in self.names()}
@@ -70,7 +88,7 @@ class PolicyRegistry:
 
 
 def _ranker(
-    model_dir: str | None = None,
+    model_dir: str | None,
     a: float = 1.0,
     b: float = 0.8,
     g: float = 0.0,
@@ -114,6 +132,9 @@ def default_registry() -> PolicyRegistry:
             "ctr_oracle": PolicyEntry(CTROraclePolicy, "the true click probability (simulator only)"),
             "intent_oracle": PolicyEntry(
                 IntentOraclePolicy, "the true expected satisfaction (simulator only)"
+            ),
+            "truth_formula": PolicyEntry(
+                TruthFormulaPolicy, "the ranking formula on the true P(click), E[t|click], P(conv|click)"
             ),
             "ranker": PolicyEntry(
                 _ranker, "a trained multi-task ranker (model_dir) with a formula (a, b, g)"

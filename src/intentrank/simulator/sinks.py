@@ -1,58 +1,89 @@
-"""Where simulated events go: the DuckDB event store, a Parquet file, memory, or nowhere."""
+"""Where simulated events go: a run of the DuckDB event store, a Parquet file, memory, or nowhere."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from intentrank.errors import DataError
-from intentrank.store.event_store import IMPRESSIONS_ARROW_SCHEMA, EventStore
+from intentrank.store.event_store import IMPRESSIONS_ARROW_SCHEMA, ITEMS_ARROW_SCHEMA, RunHandle
+from intentrank.store.files import (
+    AtomicParquetWriter,
+    legacy_run,
+    parquet_paths,
+    runs_metadata,
+    write_parquet_atomic,
+)
 
 
 class StoreSink:
-    """Appends each batch to an :class:`EventStore` (one committed transaction per batch)."""
+    """Appends each batch to an open run of an event store (one committed transaction per batch)."""
 
-    def __init__(self, store: EventStore) -> None:
-        self.store = store
+    def __init__(self, run: RunHandle) -> None:
+        self.run = run
         self.first: int | None = None
         self.last: int | None = None
 
     def __call__(self, batch: pa.Table) -> None:
-        first, last = self.store.append_impressions(batch)
+        first, last = self.run.append(batch)
         if last >= first:
             self.first = first if self.first is None else self.first
             self.last = last
 
 
 class ParquetSink:
-    """Streams batches into one Parquet file with the full impression schema (``event_id`` from 0)."""
+    """Streams batches into one Parquet file with the full impression schema (``event_id`` from 0).
 
-    def __init__(self, path: str | Path, start_event_id: int = 0) -> None:
+    The file is one run (``run_id`` 0, recorded in the file's metadata) and appears only on
+    :meth:`close`: until then rows go to a temporary file beside it, so a killed process leaves any
+    previous file intact. ``items`` (the catalogue) is written beside it as ``X.items.parquet``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        start_event_id: int = 0,
+        run: dict[str, Any] | None = None,
+        items: pd.DataFrame | None = None,
+    ) -> None:
         self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self.path, IMPRESSIONS_ARROW_SCHEMA)
-        except OSError as err:
-            raise DataError(f"cannot write {self.path}: {err}") from None
+        self._writer = AtomicParquetWriter(self.path, IMPRESSIONS_ARROW_SCHEMA)
         self.next_id = start_event_id
+        self.run = legacy_run(0) | {"config_hash": "", "command": "simulate", "note": None} | (run or {})
+        self.run["started_at"] = datetime.now(UTC).replace(tzinfo=None)
+        self.items = items
 
     def __call__(self, batch: pa.Table) -> None:
         n = len(batch)
         ids = pa.array(np.arange(self.next_id, self.next_id + n, dtype=np.int64))
         self.next_id += n
-        cols = {"event_id": ids, **{name: batch.column(name) for name in batch.column_names}}
+        run_ids = pa.array(np.full(n, self.run["run_id"], dtype=np.int64))
+        cols = {
+            "event_id": ids,
+            "run_id": run_ids,
+            **{name: batch.column(name) for name in batch.column_names},
+        }
         arrays = [
             cols[f.name].cast(f.type) if cols[f.name].type != f.type else cols[f.name]
             for f in IMPRESSIONS_ARROW_SCHEMA
         ]
-        self._writer.write_table(pa.Table.from_arrays(arrays, schema=IMPRESSIONS_ARROW_SCHEMA))
+        self._writer.write(pa.Table.from_arrays(arrays, schema=IMPRESSIONS_ARROW_SCHEMA))
 
     def close(self) -> None:
-        """Finish the file (writes the footer)."""
-        self._writer.close()
+        """Finish: write the items beside the file, then rename the complete impressions file into place."""
+        if self.items is not None:
+            table = pa.Table.from_pandas(self.items, preserve_index=False).cast(ITEMS_ARROW_SCHEMA)
+            write_parquet_atomic(table, parquet_paths(self.path)[1])
+        self.run |= {"status": "complete", "ended_at": datetime.now(UTC).replace(tzinfo=None)}
+        self._writer.commit(runs_metadata([self.run]))
+
+    def abort(self) -> None:
+        """Drop the unfinished file (the previous file at the path, if any, stays)."""
+        self._writer.abort()
 
 
 class CollectSink:
@@ -68,7 +99,11 @@ class CollectSink:
         """All events so far as one table (policy as plain strings)."""
         if not self.batches:
             return pa.table(
-                {f.name: pa.array([], f.type) for f in IMPRESSIONS_ARROW_SCHEMA if f.name != "event_id"}
+                {
+                    f.name: pa.array([], f.type)
+                    for f in IMPRESSIONS_ARROW_SCHEMA
+                    if f.name not in ("event_id", "run_id")
+                }
             )
         t = pa.concat_tables(self.batches, promote_options="permissive")
         i = t.column_names.index("policy")

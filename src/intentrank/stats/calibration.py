@@ -54,8 +54,27 @@ def synthetic_users(
     m_clicks: float = 1.0,
     m_time: float = 1.0,
 ) -> pd.DataFrame:
-    """``n`` users' experiment-period metrics and pre-period covariates (``pre_*``); users where
-    ``treated`` is True get the multiplicative effects ``m_clicks`` (click propensity) and ``m_time``."""
+    """``n`` users' experiment-period metrics and pre-period covariates (``pre_*``).
+
+    Args:
+        n: Users.
+        rng: Random generator (the only source of randomness).
+        treated: (n,) bool, users who get the treatment (default: none).
+        m_clicks: Multiplier of a treated user's click propensity.
+        m_time: Multiplier of a treated user's time spent.
+
+    Returns:
+        One row per user: ``impressions, clicks, bounces, time_spent, conversions,
+        impressions_heavy_cb`` and the same with a ``pre_`` prefix for the pre-period.
+
+    Raises:
+        IntentRankError: Fewer than 4 users.
+
+    Example:
+        >>> df = synthetic_users(1000, np.random.default_rng(0))
+        >>> df.shape, bool((df["clicks"] <= df["impressions"]).all())
+        ((1000, 12), True)
+    """
     if n < 4:
         raise IntentRankError(f"synthetic_users: need at least 4 users, got {n}")
     activity = rng.gamma(2.0, 0.5, n)
@@ -85,7 +104,13 @@ def synthetic_users(
 
 
 def true_effects(m_clicks: float, m_time: float) -> dict[str, float]:
-    """The exact relative effect of each calibration metric under the treatment (see the module doc)."""
+    """The exact relative effect of each calibration metric under the treatment (see the module doc).
+
+    Example:
+        >>> eff = true_effects(1.05, 1.1)
+        >>> round(eff["ctr (CUPED)"], 3), round(eff["time_spent"], 3), eff["bounce_rate"]
+        (0.05, 0.1, 0.0)
+    """
     eff = {"clicks": m_clicks - 1, "ctr": m_clicks - 1, "time_spent": m_time - 1}
     return {m.name: eff.get(m.name.split(" ")[0], 0.0) for m in CALIBRATION_METRICS}
 
@@ -122,6 +147,29 @@ def calibrate(
     ``coverage`` (share of A/B intervals of the relative change covering it), ``rejection`` (share of
     A/B p < alpha: power where the effect is not 0, false-positive rate where it is), ``mean_rel_ci_width``,
     ``variance_ratio`` (mean CUPED variance ratio), ``mde_rel`` (mean relative MDE at 80 % power).
+
+    Args:
+        n_users: Users per experiment.
+        runs: A/A experiments.
+        seed: Seed of the one random generator.
+        m_clicks: Treatment multiplier of the click propensity.
+        m_time: Treatment multiplier of time spent.
+        alpha: Test level.
+        specs: Metrics to calibrate.
+        aa_arms: Arms of each A/A experiment (a control and ``aa_arms - 1`` copies).
+        ab_runs: A/B experiments (default ``runs``).
+
+    Returns:
+        :class:`CalibrationResult`: the table, the A/A family-wise rates (``raw``, ``holm``, ``bh``) and
+        the settings.
+
+    Raises:
+        IntentRankError: ``runs`` or ``ab_runs`` below 1, or ``aa_arms`` below 2.
+
+    Example:
+        >>> res = calibrate(2000, runs=3, seed=0, specs=CALIBRATION_METRICS[:2])
+        >>> list(res.table["metric"]), sorted(res.family)
+        (['impressions', 'clicks'], ['bh', 'holm', 'raw'])
     """
     ab_runs = runs if ab_runs is None else ab_runs
     if runs < 1 or ab_runs < 1 or aa_arms < 2:

@@ -4,6 +4,12 @@ A results table of a dozen metrics and several arms holds dozens of tests: in an
 one in twenty crosses α by chance. ``holm`` controls the family-wise error (the chance of any false
 rejection), ``bh`` (Benjamini–Hochberg) the false discovery rate (the expected share of false ones among
 the rejections), which keeps more power when many metrics really move.
+
+References:
+    S. Holm. "A Simple Sequentially Rejective Multiple Test Procedure". Scandinavian Journal of
+    Statistics 6(2), 1979.
+    Y. Benjamini, Y. Hochberg. "Controlling the False Discovery Rate: A Practical and Powerful Approach to
+    Multiple Testing". Journal of the Royal Statistical Society B 57(1), 1995.
 """
 
 from __future__ import annotations
@@ -28,6 +34,22 @@ def adjust_p_values(
     ``holm``: Holm's step-down (tea-tasting's ``adjust_fwer(arbitrary_dependence=True,
     method="bonferroni")``, valid under any dependence between the metrics); ``bh``: Benjamini–Hochberg
     (``adjust_fdr``, valid under positive dependence, which correlated KPIs of the same users have).
+
+    Args:
+        p_values: Raw p-values of the family (m,); NaNs are left out of m.
+        method: ``holm`` or ``bh``.
+        alpha: Family-wise error level (holm) or false discovery rate (bh).
+
+    Returns:
+        (adjusted p-values (m,), rejected (m,) bool).
+
+    Raises:
+        IntentRankError: An unknown method, or alpha outside (0, 1).
+
+    Example:
+        >>> adj, reject = adjust_p_values([0.01, 0.04, 0.03, float("nan")], "bh")
+        >>> adj.round(3).tolist(), reject.tolist()
+        ([0.03, 0.04, 0.04, nan], [True, True, True, False])
     """
     if method not in CORRECTIONS:
         raise IntentRankError(f"correction must be one of {', '.join(CORRECTIONS)}, got {method!r}")
@@ -54,5 +76,21 @@ def adjust_p_values(
 def holm(
     p_values: Sequence[float] | np.ndarray | pd.Series, alpha: float = 0.05
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Holm step-down adjusted p-values and rejections (``adjust_p_values(p, "holm", alpha)``)."""
+    """Holm step-down adjusted p-values and rejections (``adjust_p_values(p, "holm", alpha)``).
+
+    With m p-values sorted ascending, ``p_(i)`` adjusted is ``max_{j ≤ i} min(1, (m - j + 1) p_(j))``;
+    rejecting adjusted p ≤ alpha keeps the family-wise error rate ≤ alpha under any dependence.
+
+    Args:
+        p_values: Raw p-values (m,); NaNs are left out of m.
+        alpha: Family-wise error level.
+
+    Returns:
+        (adjusted p-values (m,), rejected (m,) bool).
+
+    Example:
+        >>> adj, reject = holm([0.01, 0.04, 0.03, float("nan")])
+        >>> adj.round(3).tolist(), reject.tolist()
+        ([0.03, 0.06, 0.06, nan], [True, False, False, False])
+    """
     return adjust_p_values(p_values, "holm", alpha)

@@ -16,6 +16,7 @@ class StoreConfig(BaseModel):
     path: str = Field(
         "events.duckdb",
         min_length=1,
-        description="The DuckDB event store file (append-only impressions + items). "
+        description="The DuckDB event store `intentrank train` reads when --events is not given "
+        "(commands that write events always need an explicit --out). "
         "Export/import Parquet with EventStore.export_parquet / import_parquet.",
     )

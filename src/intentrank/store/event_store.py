@@ -1,27 +1,55 @@
-"""The append-only event store: impressions (and the item catalogue) in one DuckDB file.
+"""The append-only event store: impressions, the runs that wrote them and the item catalogue, in DuckDB.
 
+Runs: every impression belongs to a run (:meth:`EventStore.begin_run` → :class:`RunHandle`), marked
+``complete`` only at its end; a killed run stays ``running``. Readers default to complete runs and warn
+about (and record in :attr:`EventStore.skipped`) what they left out. A producer's user, session and
+slate ids are run-local; the store adds the run's offsets so ids never collide across runs.
 Durability: :meth:`EventStore.append_impressions` runs one transaction and returns only after
 ``COMMIT``; DuckDB writes the commit to its write-ahead log before returning, so an acknowledged
 batch survives a crash of the process (it is replayed when the file is next opened).
-Watermark: ``event_id`` is assigned here, strictly increasing in insertion order with no gaps;
-``read_impressions(since_event_id=w)`` returns exactly the events appended after watermark ``w``.
+Watermark: ``event_id`` is assigned here, strictly increasing in insertion order;
+``read_impressions(since_event_id=w)`` returns exactly the (selected runs') events appended after ``w``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from intentrank.errors import DataError
-from intentrank.store.schema import IMPRESSION_COLUMNS, ITEM_COLUMNS, PRODUCER_COLUMNS
+from intentrank.store.files import (
+    AtomicParquetWriter,
+    RunSelection,
+    Skipped,
+    legacy_run,
+    parquet_paths,
+    parquet_runs,
+    read_parquet_events,
+    runs_metadata,
+    select_run_ids,
+    warn_skipped,
+    write_parquet_atomic,
+)
+from intentrank.store.schema import (
+    IMPRESSION_COLUMNS,
+    ITEM_COLUMNS,
+    LEGACY_IMPRESSION_COLUMNS,
+    PRODUCER_COLUMNS,
+    RUN_COLUMNS,
+    RUN_NULLABLE,
+)
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "BIGINT": pa.int64(),
@@ -34,6 +62,10 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 
 IMPRESSIONS_TABLE = "impressions"
 ITEMS_TABLE = "items"
+RUNS_TABLE = "runs"
+OUR_TABLES = (IMPRESSIONS_TABLE, ITEMS_TABLE, RUNS_TABLE)
+
+OnExisting = Literal["refuse", "append", "replace"]
 
 
 def arrow_schema(columns: dict[str, tuple[str, str]]) -> pa.Schema:
@@ -45,9 +77,23 @@ IMPRESSIONS_ARROW_SCHEMA = arrow_schema(IMPRESSION_COLUMNS)
 ITEMS_ARROW_SCHEMA = arrow_schema(ITEM_COLUMNS)
 
 
-def _ddl(table: str, columns: dict[str, tuple[str, str]]) -> str:
-    cols = ", ".join(f'"{n}" {t} NOT NULL' for n, (t, _) in columns.items())
-    return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
+def _ddl(table: str, columns: dict[str, tuple[str, str]], nullable: frozenset[str] = frozenset()) -> str:
+    cols = ", ".join(f'"{n}" {t}{"" if n in nullable else " NOT NULL"}' for n, (t, _) in columns.items())
+    return f"CREATE TABLE {table} ({cols})"
+
+
+def config_hash(settings: Any) -> str:
+    """A short stable hash of JSON-able settings: with the seed, what identifies a re-run of a command."""
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _cols(columns: Any) -> str:
+    return ", ".join(f'"{c}"' for c in columns)
 
 
 def _to_arrow(data: Any, what: str) -> pa.Table:
@@ -112,49 +158,354 @@ def validate_outcomes(table: pa.Table, what: str) -> None:
         raise DataError(f"{what}: column 'propensity' must be in (0, 1]")
 
 
+class RunExistsError(DataError):
+    """A complete run with the same config hash and seed is already stored (re-run refused)."""
+
+
+@dataclass
+class RunHandle:
+    """An open run of an :class:`EventStore`: append batches to it, then complete or fail it.
+
+    As a context manager it completes the run on a normal exit and marks it failed on an exception
+    (a killed process does neither: the run stays ``running`` and readers skip it).
+    """
+
+    store: EventStore
+    run_id: int
+    config_hash: str
+    seed: int | None
+    policy: str | None
+    user_offset: int
+    session_offset: int
+    slate_offset: int
+    replaces: tuple[int, ...] = ()
+
+    def append(self, events: Any) -> tuple[int, int]:
+        """Append a batch to this run (see :meth:`EventStore.append_impressions`)."""
+        return self.store.append_impressions(events, run_id=self.run_id)
+
+    def complete(self) -> None:
+        """Mark the run complete (and delete the runs it replaces, in the same transaction)."""
+        self.store.complete_run(self.run_id)
+
+    def fail(self, reason: str) -> None:
+        """Mark the run failed with ``reason``; its events stay but readers skip them by default."""
+        self.store.fail_run(self.run_id, reason)
+
+    def __enter__(self) -> RunHandle:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None:
+            self.complete()
+        elif self.run_id in self.store._active:
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{exc_type.__name__}: {exc}"
+            with contextlib.suppress(Exception):  # never mask the real error
+                self.fail(reason[:500])
+
+
 class EventStore:
-    """Append-only impression log and item table in a DuckDB file (see module docstring)."""
+    """Append-only impression log, its runs and the item table in a DuckDB file (see module docstring).
+
+    Opening for writing creates the tables in a new or empty file, migrates a store written before runs
+    existed (one legacy complete run 0 holding all rows, in one transaction), and refuses a file that
+    is not a DuckDB database, a database with tables that are not ours, or our tables with the wrong
+    columns. ``read_only=True`` never changes the file (a legacy store reads as one complete run 0).
+    """
 
     def __init__(self, path: str | Path, read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only
+        self._legacy = False
+        self._has_items = True
+        self._active: dict[int, RunHandle] = {}
+        #: What the last default (``runs="complete"``) read left out.
+        self.skipped = Skipped()
         if read_only and not self.path.is_file():
             raise DataError(f"event store not found: {self.path}")
+        if self.path.is_dir():
+            raise DataError(f"{self.path}: is a directory, not an event store file")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as err:
             raise DataError(f"cannot open event store {self.path}: {err}") from None
-        if not read_only:
-            self._con.execute(_ddl(IMPRESSIONS_TABLE, IMPRESSION_COLUMNS))
-            self._con.execute(_ddl(ITEMS_TABLE, ITEM_COLUMNS))
-        self._check_schema()
+        try:
+            self._open()
+        except BaseException:
+            self._con.close()
+            raise
 
-    def _check_schema(self) -> None:
-        for table, columns in ((IMPRESSIONS_TABLE, IMPRESSION_COLUMNS), (ITEMS_TABLE, ITEM_COLUMNS)):
-            rows = self._con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-                "ORDER BY ordinal_position",
-                [table],
-            ).fetchall()
-            have = [r[0] for r in rows]
-            if have and have[: len(columns)] != list(columns):
-                raise DataError(f"{self.path}: table {table!r} has columns {have}, expected {list(columns)}")
-            if not have:
-                raise DataError(f"{self.path}: not an event store (no table {table!r})")
+    # -- opening: check, create, migrate ------------------------------------------------------
+    def _tables(self) -> dict[str, list[str]]:
+        rows = self._con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_catalog = current_database() AND table_schema = 'main' "
+            "ORDER BY table_name, ordinal_position"
+        ).fetchall()
+        tables: dict[str, list[str]] = {}
+        for table, column in rows:
+            tables.setdefault(table, []).append(column)
+        return tables
 
-    # -- writing -----------------------------------------------------------------------------
-    def append_impressions(self, events: Any) -> tuple[int, int]:
-        """Append impressions (DataFrame/Arrow with :data:`PRODUCER_COLUMNS`); returns (first, last) event_id.
+    def _open(self) -> None:
+        tables = self._tables()
+        foreign = sorted(set(tables) - set(OUR_TABLES))
+        if foreign:
+            raise DataError(
+                f"{self.path}: not an intentrank event store (it holds table(s) {', '.join(foreign)}); "
+                "refusing to use it"
+            )
+        if not tables:
+            if self.read_only:
+                raise DataError(f"{self.path}: not an event store (no tables)")
+            self._transaction(
+                lambda con: [
+                    con.execute(_ddl(IMPRESSIONS_TABLE, IMPRESSION_COLUMNS)),
+                    con.execute(_ddl(ITEMS_TABLE, ITEM_COLUMNS)),
+                    con.execute(_ddl(RUNS_TABLE, RUN_COLUMNS, RUN_NULLABLE)),
+                ],
+                "create the tables",
+            )
+            return
+        imp = tables.get(IMPRESSIONS_TABLE)
+        legacy = imp == list(LEGACY_IMPRESSION_COLUMNS) and RUNS_TABLE not in tables
+        expected = {IMPRESSIONS_TABLE: list(IMPRESSION_COLUMNS), ITEMS_TABLE: list(ITEM_COLUMNS)}
+        if not legacy:
+            expected[RUNS_TABLE] = list(RUN_COLUMNS)
+        if legacy and ITEMS_TABLE not in tables:  # hand-made old stores: impressions only
+            del expected[ITEMS_TABLE]
+            if not self.read_only:
+                self._con.execute(_ddl(ITEMS_TABLE, ITEM_COLUMNS))
+        self._has_items = ITEMS_TABLE in expected or not self.read_only
+        for table, columns in expected.items():
+            have = tables.get(table)
+            if have is None:
+                raise DataError(f"{self.path}: damaged event store: no table {table!r}")
+            if have != columns and not (legacy and table == IMPRESSIONS_TABLE):
+                raise DataError(
+                    f"{self.path}: damaged event store: table {table!r} has columns {have}, "
+                    f"expected {columns}"
+                )
+        self._legacy = legacy
+        if legacy and not self.read_only:
+            self._migrate()
 
-        One transaction: either every row is stored or none; durable when this returns.
-        An empty batch stores nothing and returns ``(w + 1, w)`` for the current watermark ``w``.
+    def _migrate(self) -> None:
+        """Give a pre-runs store a runs table and a run_id column: all old rows become complete run 0."""
+        n, policies = self._con.execute(
+            f"SELECT COUNT(*), string_agg(DISTINCT policy, ',' ORDER BY policy) FROM {IMPRESSIONS_TABLE}"
+        ).fetchall()[0]
+
+        def work(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(_ddl(RUNS_TABLE, RUN_COLUMNS, RUN_NULLABLE))
+            if n:
+                run = legacy_run(int(n), policies) | {"started_at": _now(), "ended_at": _now()}
+                con.execute(
+                    f"INSERT INTO {RUNS_TABLE} VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
+                    [run[c] for c in RUN_COLUMNS],
+                )
+            con.execute(_ddl("impressions_v2", IMPRESSION_COLUMNS))
+            src = ", ".join("0" if c == "run_id" else f'"{c}"' for c in IMPRESSION_COLUMNS)
+            con.execute(f"INSERT INTO impressions_v2 SELECT {src} FROM {IMPRESSIONS_TABLE} ORDER BY event_id")
+            con.execute(f"DROP TABLE {IMPRESSIONS_TABLE}")
+            con.execute(f"ALTER TABLE impressions_v2 RENAME TO {IMPRESSIONS_TABLE}")
+
+        self._transaction(work, "migrate the store to runs")
+        self._legacy = False
+
+    def _transaction(self, work: Any, doing: str) -> Any:
+        """Run ``work(con)`` in one transaction; on any error roll back and raise the real error.
+
+        A database error (disk full, I/O) becomes a one-line :class:`DataError`; a rollback that fails
+        because DuckDB already aborted the transaction is not raised on top of it.
         """
-        table = conform(_to_arrow(events, "impressions"), IMPRESSION_COLUMNS, PRODUCER_COLUMNS, "impressions")
-        validate_outcomes(table, "impressions")
         con = self._con
         con.execute("BEGIN TRANSACTION")
         try:
+            result = work(con)
+            con.execute("COMMIT")
+        except BaseException as err:
+            with contextlib.suppress(duckdb.Error):  # "no transaction is active" after an abort
+                con.execute("ROLLBACK")
+            if isinstance(err, duckdb.Error):
+                raise DataError(f"{self.path}: cannot {doing}: {err}") from err
+            raise
+        return result
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise DataError(f"{self.path}: opened read-only")
+
+    # -- runs --------------------------------------------------------------------------------
+    def begin_run(
+        self,
+        *,
+        config_hash: str = "",
+        seed: int | None = None,
+        policy: str | None = None,
+        command: str | None = None,
+        note: str | None = None,
+        on_existing: OnExisting = "refuse",
+        shared_users: bool = False,
+    ) -> RunHandle:
+        """Start a run (status ``running``) and return its handle.
+
+        ``on_existing`` decides what happens when a complete run with the same non-empty
+        ``config_hash`` and ``seed`` is stored: ``"refuse"`` raises :class:`RunExistsError`,
+        ``"append"`` adds a new run alongside, ``"replace"`` deletes the old run(s) with that hash and
+        seed in the same transaction that marks the new run complete (never before). ``shared_users``
+        keeps the producer's user ids as they are (users that persist across runs); otherwise user ids
+        are run-local and offset like session and slate ids.
+        """
+        self._writable()
+        if on_existing not in ("refuse", "append", "replace"):
+            raise DataError(f"on_existing must be refuse, append or replace, got {on_existing!r}")
+        if self._active:
+            raise DataError(f"{self.path}: run {next(iter(self._active))} is still open on this store")
+        replaces: tuple[int, ...] = ()
+        if config_hash and on_existing != "append":
+            same = self._con.execute(
+                f"SELECT run_id, status FROM {RUNS_TABLE} "
+                "WHERE config_hash = ? AND seed IS NOT DISTINCT FROM ? ORDER BY run_id",
+                [config_hash, seed],
+            ).fetchall()
+            complete = [int(r) for r, status in same if status == "complete"]
+            if complete and on_existing == "refuse":
+                n = self.count(runs=complete)
+                raise RunExistsError(
+                    f"{self.path} already holds complete run(s) {complete} with config hash "
+                    f"{config_hash} and seed {seed} ({n} events); refusing to write them again: "
+                    "append a new run alongside (--append) or replace the old one (--replace)"
+                )
+            if on_existing == "replace":
+                replaces = tuple(int(r) for r, _ in same)
+
+        def work(con: duckdb.DuckDBPyConnection) -> RunHandle:
+            run_id = int(
+                con.execute(f"SELECT COALESCE(MAX(run_id), -1) + 1 FROM {RUNS_TABLE}").fetchall()[0][0]
+            )
+            users, sessions, slates = (
+                int(v)
+                for v in con.execute(
+                    f"SELECT COALESCE(MAX(user_id) + 1, 0), COALESCE(MAX(session_id) + 1, 0), "
+                    f"COALESCE(MAX(slate_id) + 1, 0) FROM {IMPRESSIONS_TABLE}"
+                ).fetchall()[0]
+            )
+            users = 0 if shared_users else max(users, 0)
+            row = {c: None for c in RUN_COLUMNS} | {
+                "run_id": run_id,
+                "status": "running",
+                "config_hash": config_hash,
+                "seed": seed,
+                "policy": policy,
+                "command": command,
+                "note": note,
+                "started_at": _now(),
+                "user_offset": users,
+                "session_offset": max(sessions, 0),
+                "slate_offset": max(slates, 0),
+            }
+            con.execute(
+                f"INSERT INTO {RUNS_TABLE} VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
+                [row[c] for c in RUN_COLUMNS],
+            )
+            return RunHandle(
+                self,
+                run_id,
+                config_hash,
+                seed,
+                policy,
+                row["user_offset"],
+                row["session_offset"],
+                row["slate_offset"],
+                replaces,
+            )
+
+        handle = self._transaction(work, "begin a run")
+        self._active[handle.run_id] = handle
+        return handle
+
+    def _open_run(self, run_id: int) -> RunHandle:
+        run = self._active.get(run_id)
+        if run is None:
+            raise DataError(f"{self.path}: run {run_id} is not open on this store (begin_run first)")
+        return run
+
+    def complete_run(self, run_id: int) -> None:
+        """Mark an open run complete; deletes the runs it replaces in the same transaction."""
+        run = self._open_run(run_id)
+
+        def work(con: duckdb.DuckDBPyConnection) -> None:
+            if run.replaces:
+                old = ", ".join(str(r) for r in run.replaces)
+                con.execute(f"DELETE FROM {IMPRESSIONS_TABLE} WHERE run_id IN ({old})")
+                con.execute(f"DELETE FROM {RUNS_TABLE} WHERE run_id IN ({old})")
+            con.execute(
+                f"UPDATE {RUNS_TABLE} SET status = 'complete', ended_at = ? WHERE run_id = ?",
+                [_now(), run_id],
+            )
+
+        self._transaction(work, f"complete run {run_id}")
+        del self._active[run_id]
+
+    def fail_run(self, run_id: int, reason: str) -> None:
+        """Mark an open run failed (its events stay, readers skip them by default)."""
+        self._open_run(run_id)
+        self._transaction(
+            lambda con: con.execute(
+                f"UPDATE {RUNS_TABLE} SET status = 'failed', ended_at = ?, reason = ? WHERE run_id = ?",
+                [_now(), reason, run_id],
+            ),
+            f"mark run {run_id} failed",
+        )
+        del self._active[run_id]
+
+    def runs(self) -> pd.DataFrame:
+        """The runs table with each run's event count (``events``), ordered by run_id."""
+        if self._legacy:
+            runs = pd.DataFrame(self._run_records(), columns=list(RUN_COLUMNS))
+            return runs.assign(events=self.count("all"))
+        return self._con.execute(
+            f"SELECT r.*, COALESCE(c.n, 0) AS events FROM {RUNS_TABLE} r LEFT JOIN "
+            f"(SELECT run_id, COUNT(*) AS n FROM {IMPRESSIONS_TABLE} GROUP BY run_id) c USING (run_id) "
+            "ORDER BY r.run_id"
+        ).df()
+
+    def _run_records(self) -> list[dict[str, Any]]:
+        """Rows of the runs table as dicts (NULL as None); no scan of the impressions."""
+        if self._legacy:
+            n, policies = self._con.execute(
+                f"SELECT COUNT(*), string_agg(DISTINCT policy, ',' ORDER BY policy) FROM {IMPRESSIONS_TABLE}"
+            ).fetchall()[0]
+            return [legacy_run(int(n), policies)]
+        runs = self._con.execute(f"SELECT * FROM {RUNS_TABLE} ORDER BY run_id").df().astype(object)
+        return runs.where(runs.notna(), None).to_dict(orient="records")
+
+    # -- writing -----------------------------------------------------------------------------
+    def append_impressions(self, events: Any, run_id: int | None = None) -> tuple[int, int]:
+        """Append impressions (DataFrame/Arrow with :data:`PRODUCER_COLUMNS`); returns (first, last) event_id.
+
+        ``run_id``: an open run of this store (ids are offset by the run's offsets). Without it the
+        batch is a run of its own (begun, written and completed here). One transaction: either every
+        row is stored or none; durable when this returns. An empty batch stores nothing and returns
+        ``(w + 1, w)`` for the current watermark ``w``.
+        """
+        self._writable()
+        table = conform(_to_arrow(events, "impressions"), IMPRESSION_COLUMNS, PRODUCER_COLUMNS, "impressions")
+        validate_outcomes(table, "impressions")
+        if run_id is None:
+            if self._active:
+                raise DataError(f"{self.path}: run {next(iter(self._active))} is open: pass its run_id")
+            policies = ",".join(sorted(pc.unique(table.column("policy")).to_pylist()))
+            with self.begin_run(policy=policies or None, command="append_impressions") as run:
+                return run.append(table)
+        run = self._open_run(run_id)
+
+        def work(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
             first = int(
                 con.execute(f"SELECT COALESCE(MAX(event_id), -1) + 1 FROM {IMPRESSIONS_TABLE}").fetchall()[0][
                     0
@@ -164,71 +515,124 @@ class EventStore:
             if n:
                 ids = pa.array(np.arange(first, first + n, dtype=np.int64))
                 con.register("_incoming", table.add_column(0, "event_id", ids))
-                cols = ", ".join(f'"{c}"' for c in IMPRESSION_COLUMNS)
-                con.execute(f"INSERT INTO {IMPRESSIONS_TABLE} ({cols}) SELECT {cols} FROM _incoming")
-                con.unregister("_incoming")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        return first, first + n - 1
+                offsets = {
+                    "run_id": str(run.run_id),
+                    "user_id": f'"user_id" + {run.user_offset}',
+                    "session_id": f'"session_id" + {run.session_offset}',
+                    "slate_id": f'"slate_id" + {run.slate_offset}',
+                }
+                src = ", ".join(offsets.get(c, f'"{c}"') for c in IMPRESSION_COLUMNS)
+                try:
+                    con.execute(
+                        f"INSERT INTO {IMPRESSIONS_TABLE} ({_cols(IMPRESSION_COLUMNS)}) "
+                        f"SELECT {src} FROM _incoming"
+                    )
+                finally:
+                    con.unregister("_incoming")
+            return first, first + n - 1
+
+        return self._transaction(work, "append impressions")
 
     def write_items(self, items: Any) -> int:
         """Insert or replace catalogue rows (by ``item_id``); returns the number of rows written."""
+        self._writable()
         batch = conform(_to_arrow(items, "items"), ITEM_COLUMNS, tuple(ITEM_COLUMNS), "items")
         ids = batch.column("item_id")
         if len(pc.unique(ids)) != len(ids):
             raise DataError("items: item_id values must be unique")
         con = self._con
         con.register("_incoming", batch)
-        con.execute("BEGIN TRANSACTION")
-        try:
+
+        def work(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"DELETE FROM {ITEMS_TABLE} WHERE item_id IN (SELECT item_id FROM _incoming)")
-            cols = ", ".join(f'"{c}"' for c in ITEM_COLUMNS)
+            cols = _cols(ITEM_COLUMNS)
             con.execute(f"INSERT INTO {ITEMS_TABLE} ({cols}) SELECT {cols} FROM _incoming")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+
+        try:
+            self._transaction(work, "write items")
         finally:
             con.unregister("_incoming")
         return len(batch)
 
     # -- reading -----------------------------------------------------------------------------
     def watermark(self) -> int:
-        """The largest stored event_id, or -1 for an empty store."""
+        """The largest stored event_id (any run), or -1 for an empty store."""
         return int(
             self._con.execute(f"SELECT COALESCE(MAX(event_id), -1) FROM {IMPRESSIONS_TABLE}").fetchall()[0][0]
         )
 
-    def count(self) -> int:
-        """Number of stored impressions."""
-        return int(self._con.execute(f"SELECT COUNT(*) FROM {IMPRESSIONS_TABLE}").fetchall()[0][0])
+    def _source(self) -> str:
+        if not self._legacy:
+            return IMPRESSIONS_TABLE
+        cols = ", ".join("0::BIGINT AS run_id" if c == "run_id" else f'"{c}"' for c in IMPRESSION_COLUMNS)
+        return f"(SELECT {cols} FROM {IMPRESSIONS_TABLE})"
 
     @staticmethod
-    def _impressions_query(since_event_id: int | None, until_event_id: int | None) -> str:
+    def _window(since_event_id: int | None, until_event_id: int | None) -> list[str]:
         where = []
         if since_event_id is not None:
             where.append(f"event_id > {int(since_event_id)}")
         if until_event_id is not None:
             where.append(f"event_id <= {int(until_event_id)}")
+        return where
+
+    def _where(
+        self, since_event_id: int | None, until_event_id: int | None, runs: RunSelection
+    ) -> tuple[str, str | None]:
+        """(WHERE clause of the selected rows, WHERE clause of the skipped rows or None)."""
+        where = self._window(since_event_id, until_event_id)
+        keep = select_run_ids(self._run_records(), runs, str(self.path))
+        skipped = None
+        if keep is not None:
+            ids = ", ".join(str(i) for i in keep) or "NULL"
+            skipped = " AND ".join([*where, f"run_id NOT IN ({ids})"])
+            where.append(f"run_id IN ({ids})")
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        return f"SELECT * FROM {IMPRESSIONS_TABLE}{clause} ORDER BY event_id"
+        return clause, (f" WHERE {skipped}" if skipped and runs == "complete" else None)
+
+    def _note_skipped(self, skipped_where: str | None) -> None:
+        self.skipped = Skipped()
+        if skipped_where is None:
+            return
+        rows = self._con.execute(
+            f"SELECT run_id, COUNT(*) FROM {self._source()}{skipped_where} GROUP BY run_id ORDER BY run_id"
+        ).fetchall()
+        self.skipped = Skipped(runs=[int(r) for r, _ in rows], events=int(sum(n for _, n in rows)))
+        warn_skipped(str(self.path), self.skipped)
+
+    def count(self, runs: RunSelection = "complete") -> int:
+        """Number of stored impressions of the selected runs (default: complete runs)."""
+        clause, _ = self._where(None, None, runs)
+        return int(self._con.execute(f"SELECT COUNT(*) FROM {self._source()}{clause}").fetchall()[0][0])
 
     def read_impressions(
-        self, since_event_id: int | None = None, until_event_id: int | None = None
+        self,
+        since_event_id: int | None = None,
+        until_event_id: int | None = None,
+        runs: RunSelection = "complete",
     ) -> pd.DataFrame:
-        """Impressions with ``since_event_id < event_id <= until_event_id`` (bounds optional), in order."""
-        return self.read_impressions_arrow(since_event_id, until_event_id).to_pandas()
+        """Impressions with ``since_event_id < event_id <= until_event_id`` (bounds optional), in order.
+
+        ``runs``: ``"complete"`` (default; events of running/failed runs are skipped, with a warning and
+        a record in :attr:`skipped`), ``"all"``, or a list of run ids.
+        """
+        return self.read_impressions_arrow(since_event_id, until_event_id, runs).to_pandas()
 
     def read_impressions_arrow(
-        self, since_event_id: int | None = None, until_event_id: int | None = None
+        self,
+        since_event_id: int | None = None,
+        until_event_id: int | None = None,
+        runs: RunSelection = "complete",
     ) -> pa.Table:
         """As :meth:`read_impressions`, as an Arrow table (no pandas copy)."""
-        return self._con.sql(self._impressions_query(since_event_id, until_event_id)).to_arrow_table()
+        clause, skipped = self._where(since_event_id, until_event_id, runs)
+        self._note_skipped(skipped)
+        return self._con.sql(f"SELECT * FROM {self._source()}{clause} ORDER BY event_id").to_arrow_table()
 
     def read_items(self) -> pd.DataFrame:
         """The item table, ordered by item_id."""
+        if not self._has_items:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in ITEM_COLUMNS})
         return self._con.execute(f"SELECT * FROM {ITEMS_TABLE} ORDER BY item_id").df()
 
     @property
@@ -238,41 +642,68 @@ class EventStore:
 
     # -- Parquet -----------------------------------------------------------------------------
     def export_parquet(self, directory: str | Path) -> Path:
-        """Write ``impressions.parquet`` and ``items.parquet`` into ``directory`` (created); returns it."""
+        """Write ``impressions.parquet`` (every run, runs in its metadata) and ``items.parquet``.
+
+        Each file is written to a temporary name and renamed when complete; returns the directory.
+        """
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        for table, order in ((IMPRESSIONS_TABLE, "event_id"), (ITEMS_TABLE, "item_id")):
-            target = str(out / f"{table}.parquet").replace("'", "''")
-            self._con.execute(f"COPY (SELECT * FROM {table} ORDER BY {order}) TO '{target}' (FORMAT parquet)")
+        imp_file, items_file = parquet_paths(out)
+        write_parquet_atomic(
+            self._con.sql(f"SELECT * FROM {ITEMS_TABLE} ORDER BY item_id")
+            .to_arrow_table()
+            .cast(ITEMS_ARROW_SCHEMA),
+            items_file,
+        )
+        writer = AtomicParquetWriter(imp_file, IMPRESSIONS_ARROW_SCHEMA)
+        try:
+            reader = self._con.sql(f"SELECT * FROM {self._source()} ORDER BY event_id").to_arrow_reader(
+                1_000_000
+            )
+            for batch in reader:
+                writer.write(pa.Table.from_batches([batch]).cast(IMPRESSIONS_ARROW_SCHEMA))
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit(runs_metadata(self._run_records()))
         return out
 
     @classmethod
-    def import_parquet(cls, directory: str | Path, path: str | Path) -> EventStore:
-        """Create a store at ``path`` from an exported directory (event_ids kept); the store must be empty."""
-        src = Path(directory)
-        imp = src / f"{IMPRESSIONS_TABLE}.parquet"
-        if not imp.is_file():
-            raise DataError(f"{src}: no {IMPRESSIONS_TABLE}.parquet to import")
+    def import_parquet(cls, source: str | Path, path: str | Path) -> EventStore:
+        """Create a store at ``path`` from Parquet events (directory or file layout), keeping ids and runs.
+
+        The store must hold no events; all runs (with their statuses) are imported.
+        """
+        imp_file, _ = parquet_paths(source)
+        if not imp_file.is_file():
+            raise DataError(f"{source}: no impressions.parquet (directory) or Parquet file to import")
         store = cls(path)
         try:
-            if store.count():
+            if store.watermark() >= 0:
                 raise DataError(f"cannot import into {path}: the store already holds events")
-            try:
-                table = pq.read_table(imp)
-            except Exception as err:  # pyarrow raises several types for a corrupt file
-                raise DataError(f"{imp}: not a readable Parquet file ({err})") from None
-            imported = conform(table, IMPRESSION_COLUMNS, tuple(IMPRESSION_COLUMNS), str(imp))
-            validate_outcomes(imported, str(imp))
+            table, items, _ = read_parquet_events(source, runs="all")
+            imported = conform(table, IMPRESSION_COLUMNS, tuple(IMPRESSION_COLUMNS), str(imp_file))
+            validate_outcomes(imported, str(imp_file))
             ids = imported.column("event_id").to_numpy()
             if len(ids) and (ids[0] < 0 or np.any(np.diff(ids) <= 0)):
-                raise DataError(f"{imp}: event_id must be non-negative and strictly increasing")
-            con = store._con
-            con.register("_incoming", imported)
-            con.execute(f"INSERT INTO {IMPRESSIONS_TABLE} SELECT * FROM _incoming")
-            con.unregister("_incoming")
-            items = src / f"{ITEMS_TABLE}.parquet"
-            if items.is_file():
-                store.write_items(pq.read_table(items))
+                raise DataError(f"{imp_file}: event_id must be non-negative and strictly increasing")
+            runs = parquet_runs(imp_file)
+            unknown = set(pc.unique(imported.column("run_id")).to_pylist()) - {int(r["run_id"]) for r in runs}
+            if unknown:
+                raise DataError(f"{imp_file}: rows of run(s) {sorted(unknown)} not in its runs metadata")
+
+            def work(con: duckdb.DuckDBPyConnection) -> None:
+                con.execute(f"DELETE FROM {RUNS_TABLE}")
+                for run in runs:
+                    row = [run.get(c) for c in RUN_COLUMNS]
+                    con.execute(f"INSERT INTO {RUNS_TABLE} VALUES ({', '.join('?' * len(row))})", row)
+                con.register("_incoming", imported)
+                con.execute(f"INSERT INTO {IMPRESSIONS_TABLE} SELECT * FROM _incoming")
+                con.unregister("_incoming")
+
+            store._transaction(work, "import events")
+            if items is not None:
+                store.write_items(items)
         except BaseException:
             store.close()
             raise
@@ -280,7 +711,7 @@ class EventStore:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the connection (idempotent)."""
+        """Close the connection (idempotent). Runs still open stay ``running`` (reported incomplete)."""
         self._con.close()
 
     def __enter__(self) -> EventStore:
@@ -290,3 +721,38 @@ class EventStore:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+@dataclass
+class EventData:
+    """Events read from a source: impressions (selected runs, in event order), items, and what was skipped."""
+
+    impressions: pd.DataFrame
+    items: pd.DataFrame | None
+    skipped: Skipped
+
+
+def read_events(
+    source: EventStore | str | Path,
+    since_event_id: int | None = None,
+    until_event_id: int | None = None,
+    runs: RunSelection = "complete",
+) -> EventData:
+    """Read events from an open store, a DuckDB store file, a Parquet file or a Parquet directory.
+
+    ``since_event_id < event_id <= until_event_id`` (bounds optional); ``runs`` as in
+    :meth:`EventStore.read_impressions` (default: complete runs, with a warning about what was skipped).
+    The Parquet layout is described in :mod:`intentrank.store.files`.
+    """
+    if isinstance(source, EventStore):
+        imp = source.read_impressions(since_event_id, until_event_id, runs)
+        return EventData(imp, source.read_items(), source.skipped)
+    p = Path(source)
+    if not p.exists():
+        raise DataError(f"event source not found: {p}")
+    if p.is_dir() or p.suffix == ".parquet":
+        table, items, skipped = read_parquet_events(p, since_event_id, until_event_id, runs)
+        warn_skipped(str(p), skipped)
+        return EventData(table.to_pandas(), None if items is None else items.to_pandas(), skipped)
+    with EventStore(p, read_only=True) as store:
+        return read_events(store, since_event_id, until_event_id, runs)

@@ -13,7 +13,26 @@ from torch import Tensor, nn
 
 
 class FusedEmbedding(nn.Module):
-    """ids (B, F) of per-feature bucket indices → (B, F·dim) concatenated embeddings."""
+    """All categorical features' embeddings in one table: ids (B, F) → (B, F·dim), concatenated.
+
+    Feature f's rows start at ``offsets[f] = Σ_{g<f} buckets[g]``, so one ``nn.Embedding`` gather
+    serves every feature. Rows are initialised N(0, ``init_std``²).
+
+    Args:
+        buckets: Rows of each feature's sub-table (F entries).
+        dim: Embedding width of every feature.
+        sparse: Sparse gradients (only the batch's rows; needs a sparse-aware optimiser).
+        init_std: Standard deviation of the initial rows.
+
+    Example:
+        >>> import torch
+        >>> emb = FusedEmbedding(buckets=[10, 3], dim=4)
+        >>> ids = torch.tensor([[9, 0], [1, 2]])  # feature 0 in 0..9, feature 1 in 0..2
+        >>> emb(ids).shape
+        torch.Size([2, 8])
+        >>> bool((emb(ids)[0, 4:] == emb.table.weight[10]).all())  # feature 1, id 0 is row 10
+        True
+    """
 
     def __init__(
         self, buckets: Sequence[int], dim: int, sparse: bool = False, init_std: float = 0.05
@@ -27,4 +46,12 @@ class FusedEmbedding(nn.Module):
         self.out_dim = len(buckets) * dim
 
     def forward(self, ids: Tensor) -> Tensor:
+        """Look up and concatenate.
+
+        Args:
+            ids: Long tensor (B, F) of per-feature bucket indices (feature f's in ``0..buckets[f]-1``).
+
+        Returns:
+            (B, F·dim): feature 0's embedding, then feature 1's, ...
+        """
         return self.table(ids + self.offsets).view(ids.shape[0], self.out_dim)

@@ -11,7 +11,25 @@ from torch import Tensor, nn
 
 
 class MLP(nn.Sequential):
-    """Linear → (BatchNorm) → ReLU → Dropout blocks; ``out_dim`` is the last hidden size (no output layer)."""
+    """Linear → (BatchNorm) → ReLU → Dropout blocks, the deep part of DCN-V2; no output layer.
+
+    ``out_dim`` is the last hidden size (``in_dim`` when ``hidden`` is empty: the identity).
+
+    Args:
+        in_dim: Input width.
+        hidden: Width of each block, in order.
+        dropout: Dropout after each activation (0 = none).
+        batch_norm: BatchNorm1d between each linear layer and its ReLU.
+
+    Shape:
+        Input (B, in_dim); output (B, out_dim).
+
+    Example:
+        >>> import torch
+        >>> mlp = MLP(8, [16, 4], dropout=0.1)
+        >>> mlp(torch.randn(3, 8)).shape, mlp.out_dim
+        (torch.Size([3, 4]), 4)
+    """
 
     def __init__(
         self, in_dim: int, hidden: Sequence[int], dropout: float = 0.0, batch_norm: bool = False
@@ -33,10 +51,31 @@ class MLP(nn.Sequential):
 class BatchedMLP(nn.Module):
     """``n`` independent MLPs of the same shape evaluated together with batched matmuls.
 
-    Input (B, in) shared by all (the first layer is one matmul against the n weight matrices side by
-    side) or (n, B, in) one input each; output (n, B, out). ``out_dim`` = last entry of ``sizes``.
-    With ``batch_norm``, every activated layer is batch-normalised per MLP and channel (one
-    ``BatchNorm1d`` over the n·out channels).
+    Used for MMoE's experts and the task towers: n small MLPs in a Python loop would be n tiny GEMMs
+    per layer; here a shared input is one matmul against the n weight matrices side by side, and
+    separate inputs are one ``baddbmm``. ``out_dim`` = last entry of ``sizes``. With ``batch_norm``,
+    every activated layer is batch-normalised per MLP and channel (one ``BatchNorm1d`` over the n·out
+    channels). Weights and biases are uniform(±1/√fan_in), as ``nn.Linear``.
+
+    Args:
+        n: Number of MLPs.
+        in_dim: Input width of each.
+        sizes: Output width of each layer (at least one).
+        dropout: Dropout after each activation (0 = none).
+        last_activation: ReLU (and dropout, batch norm) after the last layer too; ``False`` for
+            output layers (logits).
+        batch_norm: Batch-normalise every activated layer.
+
+    Raises:
+        ValueError: If ``sizes`` is empty.
+
+    Example:
+        >>> import torch
+        >>> mlps = BatchedMLP(n=3, in_dim=8, sizes=[16, 4])
+        >>> mlps(torch.randn(5, 8)).shape  # one input shared by the 3 MLPs
+        torch.Size([3, 5, 4])
+        >>> mlps(torch.randn(3, 5, 8)).shape  # one input each
+        torch.Size([3, 5, 4])
     """
 
     def __init__(
@@ -65,6 +104,14 @@ class BatchedMLP(nn.Module):
         self.norms = nn.ModuleList(nn.BatchNorm1d(n * sizes[i]) for i in range(n_act)) if batch_norm else None
 
     def forward(self, x: Tensor) -> Tensor:
+        """Run the n MLPs.
+
+        Args:
+            x: (B, in_dim), shared by all MLPs, or (n, B, in_dim), one input each.
+
+        Returns:
+            (n, B, out_dim): MLP i's output in row i.
+        """
         n = self.n
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):

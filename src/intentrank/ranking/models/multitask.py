@@ -8,6 +8,13 @@ ESMM, ``ctcvr`` (logit of P(click & conversion)); plus the optional shallow bias
 Batch dict: categorical long tensors (B,) and dense float tensors (B,) by feature name; for speed a
 batch may instead carry them packed as ``"cat"`` (B, F) and ``"dense"`` (B, D) in the spec's order
 (what :class:`intentrank.ranking.features.FeatureEncoder` produces; the named entries are views).
+
+References:
+    R. Wang et al., "DCN V2: Improved Deep & Cross Network ...", WWW 2021 (the DCN backbones).
+    J. Ma et al., "Modeling Task Relationships in Multi-task Learning with Multi-gate
+    Mixture-of-Experts", KDD 2018 (the MMoE backbone).
+    X. Ma et al., "Entire Space Multi-Task Model: An Effective Approach for Estimating Post-Click
+    Conversion Rate", SIGIR 2018 (the ``ctcvr`` head).
 """
 
 from __future__ import annotations
@@ -29,7 +36,31 @@ RANKER_TASKS: tuple[str, ...] = ("click", "dwell", "conversion")
 
 
 class MultiTaskNet(nn.Module):
-    """Generic multi-task network returning one logit (or regression output) per task name."""
+    """Generic multi-task network returning one logit (or regression output) per task name.
+
+    ``x0 = [embeddings of the categorical features, main dense features, zero padding]`` (B, d) →
+    backbone (DCN-V2 stacked / parallel or MMoE, ``model.backbone``) → one tower per task, plus the
+    optional shallow bias tower's logit added to every task in training.
+
+    Args:
+        features: Categorical and dense inputs (names, buckets, embedding width).
+        model: Backbone, tower and regularisation settings.
+        tasks: Task names, in tower order (the keys of the output dict).
+        sparse_embeddings: Sparse gradients for the embedding table.
+        shallow_tower: Bias tower over some dense features (None = off).
+
+    Example:
+        >>> import torch
+        >>> from intentrank.ranking.config import (
+        ...     CategoricalFeature, DenseFeature, FeatureSpecConfig, ModelConfig)
+        >>> spec = FeatureSpecConfig(
+        ...     categorical=[CategoricalFeature(name="user", buckets=10)],
+        ...     dense=[DenseFeature(name="age")], embedding_dim=4)
+        >>> net = MultiTaskNet(spec, ModelConfig(backbone="mmoe"), tasks=["income", "married"])
+        >>> out = net({"user": torch.tensor([1, 2]), "age": torch.tensor([0.5, 1.0])})
+        >>> {task: tuple(logit.shape) for task, logit in out.items()}
+        {'income': (2,), 'married': (2,)}
+    """
 
     def __init__(
         self,
@@ -118,6 +149,15 @@ class MultiTaskNet(nn.Module):
 
     # -- outputs ------------------------------------------------------------------------------
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """One output per task.
+
+        Args:
+            batch: Categorical long tensors (B,) and dense float tensors (B,) by feature name, or packed
+                ``"cat"`` (B, F) and ``"dense"`` (B, D).
+
+        Returns:
+            Task name → (B,) logit (or regression output).
+        """
         h = self.backbone(self.inputs(batch))
         out = self.towers(h)  # (T, B)
         bias = self.shallow_logit(batch)
@@ -127,7 +167,32 @@ class MultiTaskNet(nn.Module):
 
 
 class MultiTaskRanker(MultiTaskNet):
-    """The feed ranker: heads click / dwell / conversion (+ ctcvr with ESMM), built from a RankerConfig."""
+    """The feed ranker: heads click / dwell / conversion (+ ctcvr with ESMM), built from a RankerConfig.
+
+    ``click`` is the logit of P(click), ``dwell`` log1p(seconds) given a click, ``conversion`` the logit
+    of P(conversion | click); with ``model.esmm`` also ``ctcvr`` = logit(σ(click)·σ(conversion)), which
+    the loss fits over all impressions (ESMM), so P(conversion | click) is learned on the entire space.
+
+    Args:
+        config: Features, model, shallow tower and training settings (``train.sparse_embeddings``).
+
+    Example:
+        >>> import torch
+        >>> from intentrank.ranking.config import (
+        ...     CategoricalFeature, DenseFeature, FeatureSpecConfig, ModelConfig, RankerConfig)
+        >>> spec = FeatureSpecConfig(
+        ...     categorical=[CategoricalFeature(name="item", buckets=50)],
+        ...     dense=[DenseFeature(name="age_h")], embedding_dim=4)
+        >>> ranker = MultiTaskRanker(RankerConfig(features=spec, model=ModelConfig(esmm=True)))
+        >>> batch = {"item": torch.tensor([3, 7, 7]), "age_h": torch.tensor([1.0, 0.0, 5.0])}
+        >>> sorted(ranker(batch))
+        ['click', 'conversion', 'ctcvr', 'dwell']
+        >>> {k: tuple(v.shape) for k, v in ranker.predict(batch).items()}
+        {'p_click': (3,), 'time': (3,), 'p_conv': (3,)}
+
+    References:
+        X. Ma et al., "Entire Space Multi-Task Model", SIGIR 2018.
+    """
 
     def __init__(self, config: RankerConfig) -> None:
         super().__init__(
@@ -141,6 +206,14 @@ class MultiTaskRanker(MultiTaskNet):
         self.esmm = config.model.esmm
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Training outputs (logits / log1p seconds).
+
+        Args:
+            batch: As :meth:`MultiTaskNet.forward`.
+
+        Returns:
+            ``click``, ``dwell``, ``conversion`` (each (B,)) and, with ESMM, ``ctcvr`` (B,).
+        """
         out = super().forward(batch)
         if self.esmm:
             out["ctcvr"] = ctcvr_logit(out["click"], out["conversion"])
@@ -148,7 +221,15 @@ class MultiTaskRanker(MultiTaskNet):
 
     @torch.no_grad()
     def predict(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Serving outputs in natural units: p_click, time (seconds given a click), p_conv (given a click)."""
+        """Serving outputs in natural units, in eval mode and without gradients (training mode restored).
+
+        Args:
+            batch: As :meth:`MultiTaskNet.forward`.
+
+        Returns:
+            ``p_click`` (B,) in [0, 1], ``time`` (B,) seconds given a click (≥ 0), ``p_conv`` (B,)
+            P(conversion | click).
+        """
         was = self.training
         self.eval()
         try:

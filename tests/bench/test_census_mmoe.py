@@ -1,48 +1,31 @@
-"""Census-Income loader (validated) and a small, fast version of the MMoE benchmark."""
+"""A small, fast version of the Census-Income MMoE benchmark (bench/census_mmoe.py, loaded by path)."""
 
 from __future__ import annotations
 
-import gzip
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-from intentrank.data.census import CENSUS_COLUMNS, census_path, census_task_labels, load_census_income
-from intentrank.errors import DataError
-from intentrank.ranking.census_benchmark import prepare_census, run_census_benchmark, split_half
 from intentrank.ranking.config import ModelConfig
 
-
-def test_loader_columns_and_labels() -> None:
-    df = load_census_income()
-    assert list(df.columns) == list(CENSUS_COLUMNS) and len(df) == 99_762
-    y = census_task_labels(df)
-    assert 0.05 < y["income"].mean() < 0.08 and 0.4 < y["never_married"].mean() < 0.46
-    assert df["age"].dtype.kind == "f" and df["det_ind_code"].dtype.kind == "i"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "census_mmoe.py"
 
 
-def _write(tmp_path: Path, lines: list[str]) -> Path:
-    p = tmp_path / "c.gz"
-    with gzip.open(p, "wt") as f:
-        f.write("\n".join(lines) + "\n")
-    return p
+def _load_bench() -> ModuleType:
+    """Import the benchmark script as a module (registered first: its dataclasses need sys.modules)."""
+    spec = importlib.util.spec_from_file_location("census_mmoe", BENCH)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def test_loader_rejects_malformed_files(tmp_path: Path) -> None:
-    with gzip.open(census_path(), "rt") as f:
-        good = [next(f).rstrip("\n") for _ in range(3)]
-    assert len(load_census_income(_write(tmp_path, good))) == 3
-    short = [",".join(line.split(",")[:-1]) for line in good]
-    with pytest.raises(DataError, match="expected 42 columns"):
-        load_census_income(_write(tmp_path, short))
-    bad_age = ["abc" + good[0][2:], *good[1:]]
-    with pytest.raises(DataError, match="'age' must be numeric; line 1 has 'abc'"):
-        load_census_income(_write(tmp_path, bad_age))
-    bad_label = [*good[:2], good[2].rsplit(",", 1)[0] + ", maybe."]
-    with pytest.raises(DataError, match=r"'income_50k' must be one of .* line 3 has 'maybe\.'"):
-        load_census_income(_write(tmp_path, bad_label))
-    with pytest.raises(DataError, match="not found"):
-        load_census_income(tmp_path / "missing.gz")
+cm = _load_bench()
+split_half, prepare_census, run_census_benchmark = cm.split_half, cm.prepare_census, cm.run_census_benchmark
 
 
 def test_split_is_fixed_and_disjoint() -> None:
