@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from intentrank.errors import ConfigError, IntentRankError
@@ -127,7 +128,10 @@ class Simulator:
         policies: Policy | Sequence[Policy] | Mapping[str, Policy],
         arms: np.ndarray | None = None,
         seed: int = 0,
+        daily: bool = False,
     ) -> None:
+        """``daily``: keep an end-of-day snapshot of every user's counters (per-day KPIs, see
+        :meth:`day_frame`; costs the KPI arrays' memory once per day)."""
         if isinstance(policies, Policy):
             policies = [policies]
         if isinstance(policies, Mapping):
@@ -163,6 +167,9 @@ class Simulator:
         self.arms = arms.astype(np.int16)
         self.seed = int(seed)
         self.kpis = KPIAccumulator(n_users, cfg.days)
+        #: end-of-day snapshots of ``kpis`` (per-day KPIs: ``snapshots[d].since(snapshots[d - 1])``)
+        self.snapshots: list[KPIAccumulator] = []
+        self.daily = daily
         self._coprimes_by_n: dict[int, np.ndarray] = {}
         self._session_counter = 0
         self._slate_counter = 0
@@ -230,9 +237,21 @@ class Simulator:
             active = rng.random(len(users), dtype=np.float32) < bh.return_prob(
                 users.trust, users.activity_offset, bcfg
             )
+            if self.daily:
+                self.snapshots.append(self.kpis.snapshot())
             yield DayResult(
                 day, n_active, int(self.kpis.impressions.sum() - imp0), int(self.kpis.clicks.sum() - clk0)
             )
+
+    def day_frame(self, day: int) -> pd.DataFrame:
+        """Per-user KPIs of one simulated day (column ``arm``); ``return_rate`` is 1 for users active on
+        that day who had been active before."""
+        if not self.daily:
+            raise IntentRankError("per-day KPIs need Simulator(..., daily=True)")
+        if not 0 <= day < len(self.snapshots):
+            raise IntentRankError(f"day {day} has not been simulated (days so far: {len(self.snapshots)})")
+        before = self.snapshots[day - 1] if day > 0 else None
+        return self.snapshots[day].since(before, days=2).frame(self.arms, self.arm_names)
 
     # -- the living world: a day in windows ----------------------------------------------------
     def _run_windows(

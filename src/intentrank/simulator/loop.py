@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from intentrank.errors import ConfigError
 from intentrank.serving.incremental import IncrementalTrainer, UpdateReport
@@ -37,6 +38,16 @@ class LoopResult:
     updates: dict[str, list[UpdateReport]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     run_id: int | None = None
+    simulator: Simulator | None = None
+
+    def per_user(self) -> pd.DataFrame:
+        """Per-user KPIs over the whole loop (column ``arm``)."""
+        return self.kpis.frame(self.arms, self.arm_names)
+
+    def day_frame(self, day: int) -> pd.DataFrame:
+        """Per-user KPIs of one day of the loop (column ``arm``)."""
+        assert self.simulator is not None
+        return self.simulator.day_frame(day)
 
 
 def run_loop(
@@ -62,8 +73,8 @@ def run_loop(
     unknown = sorted(set(learners) - set(policies))
     if unknown:
         raise ConfigError(f"learners for unknown arms {unknown}; arms: {sorted(policies)}")
-    sim = Simulator(world, dict(policies), arms=arms, seed=seed)
-    result = LoopResult(sim.kpis, sim.arms, sim.arm_names, updates={a: [] for a in learners})
+    sim = Simulator(world, dict(policies), arms=arms, seed=seed, daily=True)
+    result = LoopResult(sim.kpis, sim.arms, sim.arm_names, updates={a: [] for a in learners}, simulator=sim)
     t_train = 0.0
     distinct = list({id(lr): lr for lr in learners.values()}.values())
     arm_of = {id(lr): [a for a, x in learners.items() if x is lr] for lr in distinct}
