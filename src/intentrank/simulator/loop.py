@@ -59,12 +59,15 @@ def run_loop(
     seed: int = 0,
     update_every: int = 1,
     arms: np.ndarray | None = None,
+    days: int | None = None,
+    first_day: int = 0,
     on_window: Callable[[WindowResult], None] | None = None,
 ) -> LoopResult:
     """Simulate ``world`` (a living catalogue) with ``policies`` as arms, writing events to a new run of
     the event store ``store``;
     after every ``update_every`` windows each learner in ``learners`` (keyed by arm; the same learner may
-    serve several arms) updates from the store. Returns the per-user KPIs and the loop's record."""
+    serve several arms) updates from the store. ``days`` (default ``simulator.days``) from ``first_day`` on
+    (continuing a logging phase's timeline on the same world). Returns the per-user KPIs and the record."""
     if not world.catalogue.living:
         raise ConfigError("the loop needs the living world (simulator.living.enabled and a living catalogue)")
     if update_every < 1:
@@ -99,7 +102,7 @@ def run_loop(
         seed=seed, policy=",".join(sim.arm_names), command="loop", on_existing="append", shared_users=True
     ) as run:
         result.run_id = run.run_id
-        result.days = list(sim.iter_days(StoreSink(run), on_window=hook))
+        result.days = list(sim.iter_days(StoreSink(run), days, on_window=hook, first_day=first_day))
     total = time.perf_counter() - t0
     result.seconds = {"total": round(total, 2), "training": round(t_train, 2),
                       "simulation_and_scoring": round(total - t_train, 2)}  # fmt: skip
