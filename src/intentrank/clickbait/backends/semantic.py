@@ -10,6 +10,7 @@ import numpy as np
 from intentrank.clickbait.backends.base import Backend
 from intentrank.clickbait.config import ClickbaitConfig
 from intentrank.clickbait.encoder import POOLINGS, MiniLMEncoder
+from intentrank.clickbait.files import load_npz
 from intentrank.clickbait.heads import MLPHead, RidgeHead, make_head
 
 _ENCODERS: dict[tuple[str, ...], MiniLMEncoder] = {}
@@ -73,6 +74,5 @@ class SemanticBackend(Backend):
     @classmethod
     def load(cls, directory: Path, params: dict[str, Any]) -> SemanticBackend:
         head = make_head(params["head"])
-        with np.load(directory / cls.FILE) as z:
-            head.arrays = {k: z[k] for k in z.files}
+        head.arrays = load_npz(directory / cls.FILE, ())
         return cls(head=head, poolings=tuple(params["poolings"]), batch_size=params["batch_size"])
