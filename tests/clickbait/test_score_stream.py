@@ -251,3 +251,39 @@ def test_train_out_refuses_a_file_before_training(tmp_path: Path) -> None:
                           "lexical", "--out", str(f)], capture_output=True, timeout=60)  # fmt: skip
     _one_error_line(res, "exists and is not a directory")
     assert f.read_text() == "precious"
+
+
+def test_progress_bar_on_a_terminal_stderr(lexical_model: Path) -> None:
+    """A bar appears on stderr when it is a terminal and the run takes over 2 s (none in the pipes above)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 0-column tty shows nothing
+    p = subprocess.Popen([*CMD, "-", "-m", str(lexical_model)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=slave)  # fmt: skip
+    os.close(slave)
+    try:
+        p.stdin.write(b"first\n")
+        p.stdin.flush()
+        p.stdout.readline()
+        time.sleep(2.5)
+        p.stdin.write(b"second\nthird\n")
+        p.stdin.close()
+        assert len(p.stdout.read().splitlines()) == 2 and p.wait(timeout=60) == 0
+        err = b""
+        while True:
+            try:
+                part = os.read(master, 4096)
+            except OSError:
+                break
+            if not part:
+                break
+            err += part
+    finally:
+        p.kill()
+        p.wait()
+        os.close(master)
+    assert b"scoring" in err and b"titles=3" in err, err
