@@ -125,3 +125,30 @@ def test_cli_reports_a_damaged_model_in_one_line(shipped_copy: Path, tmp_path: P
     err = res.stderr.decode()
     assert res.returncode == 2 and err.count("\n") == 1 and err.startswith("error: "), err
     assert "lexical.npz" in err and not any(u in err for u in UNSAFE)
+
+
+@pytest.fixture
+def semantic_model(tmp_path: Path) -> Path:
+    """A semantic (ridge head) model written without running the encoder."""
+    from intentrank.clickbait.backends.semantic import SemanticBackend
+    from intentrank.clickbait.encoder import DIM
+    from intentrank.clickbait.heads import RidgeHead
+
+    head = RidgeHead()
+    head.arrays = {"coef": np.zeros(DIM * 3, dtype=np.float32), "bias": np.array([0.3])}
+    sc = ClickbaitScorer(SemanticBackend(head=head))
+    sc.fitted = True
+    return sc.save(tmp_path / "sem")
+
+
+def test_semantic_model_files(semantic_model: Path) -> None:
+    assert ClickbaitScorer.load(semantic_model).backend_name == "semantic"
+    npz = semantic_model / "semantic.npz"
+    npz.write_bytes(_npz(coef=np.zeros(7), bias=np.zeros(1)))
+    assert "'coef' has shape (7,), expected (1152,)" in _load_error(semantic_model)
+    npz.write_bytes(b"")
+    assert "semantic.npz: the file is empty" in _load_error(semantic_model)
+    meta = json.loads((semantic_model / "model.json").read_text(encoding="utf-8"))
+    meta["params"]["head"]["kind"] = "forest"
+    (semantic_model / "model.json").write_text(json.dumps(meta), encoding="utf-8")
+    assert "head kind must be 'ridge' or 'mlp'" in _load_error(semantic_model)

@@ -128,12 +128,6 @@ def _whole_chars(raw: bytes) -> bytes:
     return raw
 
 
-def read_titles(source: str, replace: bool = False) -> list[str]:
-    """All titles of a file (or ``-`` = stdin); for small inputs and tests (the CLI streams)."""
-    with open_input(source) as stream:
-        return [t for chunk in TitleReader(stream, _name(source), replace) for t in chunk]
-
-
 def _name(source: str) -> str:
     return "<stdin>" if source == "-" else source
 
