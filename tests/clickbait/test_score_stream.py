@@ -287,3 +287,16 @@ def test_progress_bar_on_a_terminal_stderr(lexical_model: Path) -> None:
         p.wait()
         os.close(master)
     assert b"scoring" in err and b"titles=3" in err, err
+
+
+def test_ctrl_c_ends_with_one_word(lexical_model: Path, tmp_path: Path) -> None:
+    import signal
+
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"ten tricks doctors hate\n" * 200_000)
+    p = subprocess.Popen([*CMD, str(big), "-m", str(lexical_model)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)  # fmt: skip
+    p.stdout.readline()  # the command is running (past imports and model load)
+    p.send_signal(signal.SIGINT)
+    p.stdout.read()
+    assert p.wait(timeout=60) == 130 and p.stderr.read() == b"interrupted\n"
