@@ -146,8 +146,8 @@ class CandidateFeatures:
                 cols["publish_ts"] = self._publish_ts[item]
             if self._history_cols:
                 assert self.history is not None and self._topic is not None
-                hist = self.history.features(cols.get("user_id", np.repeat(np.asarray(user_ids, np.int64), K)),
-                                             self._topic[item], cols["ts"])  # fmt: skip
+                users = np.repeat(np.asarray(user_ids, np.int64), K)
+                hist = self.history.features(users, self._topic[item], cols["ts"])
                 for c in self._history_cols:
                     cols[c] = hist[c].to_numpy()
             frame = derive_event_columns(pd.DataFrame(cols))

@@ -7,6 +7,7 @@ run and machine), so ids never seen in training still get an embedding row. Smal
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -50,7 +51,7 @@ def text_ngrams(text: str, feature: TextFeature) -> list[str]:
     words = _WORD.findall(str(text).lower())
     grams = [f"w:{w}" for w in words]
     if feature.word_bigrams:
-        grams += [f"b:{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+        grams += [f"b:{a} {b}" for a, b in itertools.pairwise(words)]
     n = feature.char_ngrams
     if n:
         for w in words:
@@ -137,7 +138,8 @@ class FeatureEncoder:
             s = df[f.source]
             if not (ptypes.is_string_dtype(s) or ptypes.is_object_dtype(s)):
                 raise DataError(
-                    f"{what}: column {f.source!r} (text feature {f.name!r}) must hold strings, got dtype {s.dtype}"
+                    f"{what}: column {f.source!r} (text feature {f.name!r}) must hold strings, "
+                    f"got dtype {s.dtype}"
                 )
 
     def subset(self, cat_idx: list[int], dense_idx: list[int]) -> FeatureEncoder:
@@ -195,7 +197,9 @@ class FeatureEncoder:
             batch[name] = dense[:, j]
         if text is not None:
             if text.shape[1] != self.text_width:
-                raise DataError(f"packed text has {text.shape[1]} columns, the spec's text features {self.text_width}")
+                raise DataError(
+                    f"packed text has {text.shape[1]} columns, the spec's text features {self.text_width}"
+                )
             batch["text"] = text
             for j, name in enumerate(self.text_names):
                 batch[name] = text[:, self.text_offsets[j] : self.text_offsets[j + 1]]

@@ -49,7 +49,11 @@ def _check(frame: pd.DataFrame, what: str) -> None:
 
 def _outcomes(frame: pd.DataFrame, long_click_threshold_s: float) -> tuple[np.ndarray, np.ndarray]:
     click = frame["click"].to_numpy(bool)
-    read = click & ~frame["bounce"].to_numpy(bool) & (frame["dwell_s"].to_numpy(np.float64) >= long_click_threshold_s)
+    read = (
+        click
+        & ~frame["bounce"].to_numpy(bool)
+        & (frame["dwell_s"].to_numpy(np.float64) >= long_click_threshold_s)
+    )
     return click, read
 
 
@@ -88,7 +92,9 @@ def _asof(
     return acc[pos[n:]]
 
 
-def _pair_codes(u1: np.ndarray, t1: np.ndarray, u2: np.ndarray, t2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pair_codes(
+    u1: np.ndarray, t1: np.ndarray, u2: np.ndarray, t2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     codes, _ = pd.factorize(pd.MultiIndex.from_arrays([np.r_[u1, u2], np.r_[t1, t2]]))
     return codes[: len(u1)], codes[len(u1) :]
 
@@ -149,10 +155,7 @@ def history_features_for_events(
     topic_sums = _asof(ke, when[ci], np.c_[np.ones(len(ci)), read[ci]], kq, when, "sum")
     # active days: the first event of each (user, day) in history order adds one
     day = np.floor(ts / SECONDS_PER_DAY).astype(np.int64)
-    if base is not None:
-        fresh = day > base.last_day(user)
-    else:
-        fresh = np.ones(n, bool)
+    fresh = day > base.last_day(user) if base is not None else np.ones(n, bool)
     order = np.lexsort((ts, when))
     firsts = order[~pd.DataFrame({"u": user[order], "d": day[order]}).duplicated().to_numpy()]
     firsts = firsts[fresh[firsts]]
@@ -235,8 +238,10 @@ class UserHistory:
                           "lc": np.where(click, ts, -np.inf), "day": day})  # fmt: skip
         prev_last_day = self.last_day(user)
         new_days = g[day > prev_last_day].drop_duplicates(["u", "day"]).groupby("u").size().astype(np.float64)
-        agg = g.groupby("u").agg(impressions=("imp", "sum"), clicks=("clk", "sum"), last_click_ts=("lc", "max"),
-                                 last_day=("day", "max"))  # fmt: skip
+        agg = g.groupby("u").agg(
+            impressions=("imp", "sum"), clicks=("clk", "sum"), last_click_ts=("lc", "max"),
+            last_day=("day", "max"),
+        )  # fmt: skip
         agg["active_days"] = new_days.reindex(agg.index, fill_value=0.0)
         agg["last_day"] = agg["last_day"].astype(np.float64)
         old = self._users.reindex(self._users.index.union(agg.index))
