@@ -61,8 +61,9 @@ class TextEmbedding(nn.Module):
     """Text features as the mean of their n-gram embeddings: packed ids (B, ΣL) → (B, T·dim).
 
     Text feature t owns columns ``[Σ_{s<t} L_s, Σ_{s≤t} L_s)`` of the packed ids and its own
-    ``nn.EmbeddingBag`` (mode mean, row 0 = padding, excluded from the mean; an all-padding text gives
-    zeros), a small learned content encoder over hashed word and character n-grams.
+    ``nn.EmbeddingBag`` (mode mean over the non-padding ids; row 0 = padding, never read; an
+    all-padding text gives zeros), a small learned content encoder over hashed word and character
+    n-grams.
 
     Args:
         buckets: Rows of each text feature's table (row 0 is padding).
@@ -88,7 +89,7 @@ class TextEmbedding(nn.Module):
     ) -> None:  # fmt: skip
         super().__init__()
         self.bags = nn.ModuleList(
-            nn.EmbeddingBag(b, dim, mode="mean", sparse=sparse, padding_idx=0) for b in buckets
+            nn.EmbeddingBag(b, dim, mode="mean", sparse=sparse) for b in buckets
         )
         for bag in self.bags:
             nn.init.normal_(bag.weight, std=init_std)
@@ -99,5 +100,13 @@ class TextEmbedding(nn.Module):
 
     def forward(self, ids: Tensor) -> Tensor:
         """(B, ΣL) long n-gram ids (0 = padding) → (B, T·dim) mean embeddings, feature 0's first."""
-        parts = [bag(ids[:, self.bounds[i] : self.bounds[i + 1]]) for i, bag in enumerate(self.bags)]
+        parts = []
+        for i, bag in enumerate(self.bags):
+            # padding dropped before the lookup (1-D ids + offsets): ~5x faster backward than a padded
+            # (B, L) bag on CPU; an empty bag gives zeros
+            x = ids[:, self.bounds[i] : self.bounds[i + 1]]
+            real = x > 0
+            counts = real.sum(1)
+            offsets = torch.cumsum(counts, 0) - counts
+            parts.append(bag(x[real], offsets))
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
