@@ -27,6 +27,7 @@ from scipy import stats
 from intentrank.clickbait import CATEGORIES, categorize
 from intentrank.ranking.config import DenseFeature, FeatureSpecConfig, RankerConfig
 from intentrank.ranking.events import load_events
+from intentrank.ranking.history import add_history_columns
 from intentrank.ranking.trainer import Trainer
 from intentrank.simulator.ab import simulate
 from intentrank.simulator.catalogue import build_catalogue
@@ -76,6 +77,8 @@ def main() -> None:
     sink = CollectSink()
     simulate("random", SimulatorConfig(users=a.users, days=a.days), seed=a.seed, catalogue=cat, sink=sink)
     events = load_events(sink.table().to_pandas(), cat.items)
+    # history point in time over the whole log, then split: held-out rows see their users' earlier days
+    events = add_history_columns(events, RankerConfig().features)
     last = int(events["day"].max())
     train, test = events[events["day"] < last], events[events["day"] == last]
     print(f"log: {len(events):,} events ({len(train):,} train, {len(test):,} held out), "

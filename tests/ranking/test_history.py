@@ -123,3 +123,24 @@ def test_the_baseline_never_sees_clickbait_only_a_mitigation_adds_it(method: str
     mitigated = MitigationPlan([{"method": method}]).ranker_config(base)
     assert "clickbait_score" in {f.source for f in mitigated.features.dense}
     assert mitigated.features.text == base.features.text
+
+
+def test_history_sink_feeds_a_day_at_a_time(log: pd.DataFrame) -> None:
+    import pyarrow as pa
+
+    from intentrank.simulator.sinks import CollectSink, HistorySink
+
+    _, items = make_events(n_users=40, n_items=200, n_slates=1, seed=3)
+    imp = log.drop(columns=[c for c in items.columns if c != "item_id"])
+    history, then = UserHistory(), CollectSink()
+    sink = HistorySink(history, items, then=then)
+    first, second = imp[imp["day"] == 0], imp[imp["day"] == 1]
+    sink(pa.Table.from_pandas(first, preserve_index=False))
+    assert history.events == 0 and len(then.batches) == 1  # nothing fed before the day ends
+    sink.commit()
+    assert history.events == len(first)
+    sink(pa.Table.from_pandas(second, preserve_index=False))
+    sink.commit()
+    expected = UserHistory().update(log[log["day"] <= 1])
+    users, topics, ts = log["user_id"], log["topic"], np.full(len(log), 3e5)
+    pd.testing.assert_frame_equal(history.features(users, topics, ts), expected.features(users, topics, ts))

@@ -31,7 +31,7 @@ from intentrank.config import IntentRankConfig
 from intentrank.mitigation.pipeline import MitigationPlan
 from intentrank.ranking.events import load_events
 from intentrank.ranking.formula import RankingFormula
-from intentrank.ranking.history import UserHistory
+from intentrank.ranking.history import UserHistory, add_history_columns
 from intentrank.ranking.trainer import Trainer
 from intentrank.runtime import torch_threads
 from intentrank.serving.ranker import RankerPolicy
@@ -140,6 +140,9 @@ def _run(cfg: IntentRankConfig, out: Path) -> MainJobResult:
             simulate(ex.logging_policy, log_cfg, seed=cfg.seed, catalogue=cat, sink=StoreSink(run))
         events = load_events(store, runs=[run.run_id])
         n_events = len(events)
+    # user-history features point in time over the whole log, before the split: the held-out day's rows
+    # see their users' earlier days (computed on the held-out frame alone they would not)
+    events = add_history_columns(events, cfg.ranker.features, cfg.ranker.labels.long_click_threshold_s)
     last = int(events["day"].max())
     train_df, test_df = events[events["day"] < last], events[events["day"] == last]
     log = {"events": int(n_events), "train_events": len(train_df), "held_out_events": len(test_df)}

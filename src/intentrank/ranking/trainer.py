@@ -149,7 +149,9 @@ class Trainer:
     def encode_frame(self, df: pd.DataFrame) -> EncodedEvents:
         """Encode an already joined event frame. User-history columns the spec reads and the frame lacks
         are computed from the frame itself, point in time (each impression sees its user's events
-        before its session: :func:`intentrank.ranking.history.history_features_for_events`)."""
+        before its session: :func:`intentrank.ranking.history.history_features_for_events`); so to
+        evaluate on a later slice of a log, add them to the whole log first
+        (:func:`~intentrank.ranking.history.add_history_columns`), then split."""
         if len(df) == 0:
             raise DataError("event frame: the event set is empty")
         cfg = self.config_
