@@ -5,7 +5,8 @@
 2. Train the same ranker (default model and training settings, ``--epochs``) under three feature specs:
    ``new`` (the default: ids, topic, source, position, slate index, hour, item age, length, title
    n-grams, user history; no clickbait score), ``old`` (before: ids, context, length, item age and the
-   clickbait score as a plain input) and ``old_no_c`` (``old`` without the clickbait score).
+   clickbait score as a plain input), ``old_no_c`` (``old`` without the clickbait score) and two
+   ablations of ``new``: ``new_no_history``, ``new_no_text``. ``--specs`` picks some.
 3. Report per spec: held-out click AUC and log-loss, and, per clickbait category of the public score,
    the correlation (Pearson and Spearman over items shown on the held-out day) between the item's mean
    predicted log time spent and its hidden true quality (``Catalogue.quality``).
@@ -25,7 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from intentrank.clickbait import CATEGORIES, categorize
-from intentrank.ranking.config import DenseFeature, FeatureSpecConfig, RankerConfig
+from intentrank.ranking.config import HISTORY_COLUMNS, DenseFeature, FeatureSpecConfig, RankerConfig
 from intentrank.ranking.events import load_events
 from intentrank.ranking.history import add_history_columns
 from intentrank.ranking.trainer import Trainer
@@ -44,7 +45,11 @@ def specs() -> dict[str, FeatureSpecConfig]:
     ]
     old = FeatureSpecConfig(categorical=new.categorical, dense=old_dense)
     old_no_c = FeatureSpecConfig(categorical=new.categorical, dense=old_dense[1:])
-    return {"new": new, "old": old, "old_no_c": old_no_c}
+    no_history = new.model_copy(update={"dense": [f for f in new.dense if f.name not in HISTORY_COLUMNS]})
+    no_text = new.model_copy(update={"text": []})
+    return {
+        "new": new, "old": old, "old_no_c": old_no_c, "new_no_history": no_history, "new_no_text": no_text,
+    }  # fmt: skip
 
 
 def quality_correlation(test: pd.DataFrame, pred_time: np.ndarray, quality: np.ndarray) -> dict[str, Any]:
@@ -71,6 +76,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--specs", default=None, help="comma-separated spec names (default: all)")
     a = ap.parse_args()
     t0 = time.perf_counter()
     cat = build_catalogue(seed=a.seed)
@@ -82,11 +88,16 @@ def main() -> None:
     last = int(events["day"].max())
     train, test = events[events["day"] < last], events[events["day"] == last]
     print(f"log: {len(events):,} events ({len(train):,} train, {len(test):,} held out), "
-          f"{time.perf_counter() - t0:.0f}s")  # fmt: skip
+          f"{time.perf_counter() - t0:.0f}s; held-out rows with any past click: "
+          f"{(test['user_clicks'] > 0).mean():.1%}, "
+          f"training rows: {(train['user_clicks'] > 0).mean():.1%}")  # fmt: skip
     report: dict[str, Any] = {"users": a.users, "days": a.days, "epochs": a.epochs,
                               "train_events": len(train), "held_out_events": len(test)}  # fmt: skip
     base = RankerConfig()
-    for name, spec in specs().items():
+    chosen = specs()
+    if a.specs:
+        chosen = {k: chosen[k] for k in a.specs.split(",")}
+    for name, spec in chosen.items():
         t1 = time.perf_counter()
         cfg = base.model_copy(update={"features": spec, "train": base.train.model_copy(
             update={"epochs": a.epochs, "progress": False, "seed": a.seed})})  # fmt: skip

@@ -113,7 +113,9 @@ def test_title_ngrams_hashed_padded_and_learned() -> None:
         model({"item_id": batch["item_id"]})
 
 
-@pytest.mark.parametrize("method", ["plain_feature", "shallow_tower", "aux_loss", "downweight", "adversarial"])
+@pytest.mark.parametrize(
+    "method", ["plain_feature", "shallow_tower", "aux_loss", "downweight", "adversarial"]
+)
 def test_the_baseline_never_sees_clickbait_only_a_mitigation_adds_it(method: str) -> None:
     from intentrank.mitigation.pipeline import MitigationPlan
 
