@@ -105,6 +105,9 @@ def test_title_ngrams_hashed_padded_and_learned() -> None:
     frame = pd.DataFrame({"item_id": [1, 1, 1], "title": ["Big News", "You won't believe", ""]})
     batch = enc.encode(frame)
     assert batch["text"].shape == (3, 10)
+    idx, table = enc.encode_text_table(frame.iloc[[0, 1, 0, 2]])  # one table row per distinct title
+    assert table.shape == (3, 10) and idx.tolist() == [0, 1, 0, 2]
+    np.testing.assert_array_equal(table[idx], batch["text"].numpy()[[0, 1, 0, 2]])
     named = {"item_id": batch["item_id"], "title": batch["title"].clone()}
     a, b = model(batch), model(named)
     torch.testing.assert_close(a["click"], b["click"])

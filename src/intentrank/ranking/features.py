@@ -181,6 +181,21 @@ class FeatureEncoder:
         parts = [tokenize_texts(df[f.source], f) for f in self.spec.text]
         return np.concatenate(parts, axis=1) if parts else np.zeros((len(df), 0), np.int64)
 
+    def encode_text_table(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """``(idx (N,), table (U, L))`` with ``table[idx]`` = :meth:`encode_text`: one packed row per
+        distinct text (an event log repeats each title many times; 8 bytes a row instead of 8·L)."""
+        if not self.spec.text:
+            return np.zeros(len(df), np.int64), np.zeros((1, 0), np.int64)
+        cols = [df[f.source].astype(object).fillna("") for f in self.spec.text]
+        sources = [f.source for f in self.spec.text]
+        if len(cols) == 1:
+            idx, uniq = pd.factorize(cols[0])
+            distinct = pd.DataFrame({sources[0]: np.asarray(uniq, dtype=object)})
+        else:
+            idx, uniq = pd.factorize(pd.MultiIndex.from_arrays(cols))
+            distinct = pd.DataFrame({s: uniq.get_level_values(i) for i, s in enumerate(sources)})
+        return idx.astype(np.int64), self.encode_text(distinct)
+
     def encode(self, df: pd.DataFrame, validate: bool = True) -> dict[str, Tensor]:
         """Packed ``"cat"``/``"dense"`` (and ``"text"``) tensors plus a named view per feature."""
         cat, dense = self.encode_numpy(df, validate)

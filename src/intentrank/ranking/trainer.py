@@ -49,14 +49,16 @@ LABEL_KEYS = ("clicked", "long", "y_click", "y_dwell", "y_conversion", "w")
 
 @dataclass
 class EncodedEvents:
-    """Events as tensors: packed features (``text``: (N, L) n-gram ids, L = 0 without text features),
-    labels, and the slate id of each row."""
+    """Events as tensors: packed features, labels, and the slate id of each row. Text features: each
+    row's packed n-gram ids are ``text_table[text_idx[row]]`` (one table row per distinct title, so a
+    row costs 8 bytes, not 8·L); both None without text features."""
 
     cat: Tensor
     dense: Tensor
     labels: dict[str, Tensor]
     slate_id: np.ndarray
-    text: Tensor | None = None
+    text_idx: Tensor | None = None
+    text_table: Tensor | None = None
 
     def __len__(self) -> int:
         return self.cat.shape[0]
@@ -66,12 +68,15 @@ class EncodedEvents:
         t = torch.from_numpy(idx)
         return EncodedEvents(
             self.cat[t], self.dense[t], {k: v[t] for k, v in self.labels.items()}, self.slate_id[idx],
-            None if self.text is None else self.text[t],
+            None if self.text_idx is None else self.text_idx[t], self.text_table,
         )  # fmt: skip
 
     def rows(self, idx: Tensor | slice) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Packed (cat, dense, text) of rows ``idx``."""
-        return self.cat[idx], self.dense[idx], None if self.text is None else self.text[idx]
+        """Packed (cat, dense, text (B, L)) of rows ``idx``."""
+        text = None
+        if self.text_idx is not None and self.text_table is not None:
+            text = self.text_table[self.text_idx[idx]]
+        return self.cat[idx], self.dense[idx], text
 
 
 class Trainer:
@@ -159,19 +164,20 @@ class Trainer:
         df = add_history_columns(df, cfg.features, cfg.labels.long_click_threshold_s)
         enc = FeatureEncoder(cfg.features)
         cat, dense = enc.encode_numpy(df)
-        text = torch.from_numpy(enc.encode_text(df)) if cfg.features.text else None
+        text_idx, text_table = enc.encode_text_table(df) if cfg.features.text else (None, None)
         slate = df["slate_id"].to_numpy() if "slate_id" in df.columns else np.zeros(len(df), np.int64)
         return EncodedEvents(
             torch.from_numpy(cat),
             torch.from_numpy(dense),
             {k: torch.from_numpy(v) for k, v in labels.items()},
             slate,
-            text,
+            None if text_idx is None else torch.from_numpy(text_idx),
+            None if text_table is None else torch.from_numpy(text_table),
         )
 
     def _batch(self, data: EncodedEvents, idx: Tensor | None = None) -> dict[str, Tensor]:
         if idx is None:
-            b = self.encoder_.to_batch(data.cat, data.dense, data.text)
+            b = self.encoder_.to_batch(*data.rows(slice(None)))
             b.update(data.labels)
             return b
         b = self.encoder_.to_batch(*data.rows(idx))

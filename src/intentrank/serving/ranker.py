@@ -100,14 +100,15 @@ class RankerPolicy(Policy):
         cat, dense = rows.encode(
             request.user_ids, request.candidates, request.slate_index, request.ts, request.day
         )
-        text = rows.encode_text(request.candidates)
-        cat_t, dense_t, text_t = torch.from_numpy(cat), torch.from_numpy(dense), torch.from_numpy(text)
+        cat_t, dense_t = torch.from_numpy(cat), torch.from_numpy(dense)
+        flat_items = np.asarray(request.candidates).reshape(-1)
         enc = rows.encoder
         has_text = bool(enc.spec.text)
         parts: dict[str, list[torch.Tensor]] = {"p_click": [], "time": [], "p_conv": []}
         n = self.batch_rows
         for s in range(0, B * K, n):
-            t = text_t[s : s + n] if has_text else None
+            # n-gram rows per chunk (8·L bytes a candidate: not materialised for the whole request)
+            t = torch.from_numpy(rows.encode_text(flat_items[s : s + n])) if has_text else None
             out = model.predict(enc.to_batch(cat_t[s : s + n], dense_t[s : s + n], t))
             for k in parts:
                 parts[k].append(out[k])
