@@ -123,3 +123,11 @@ def test_user_history_and_titles_in_the_loop(world_and_log, tmp_path) -> None:
     pd.testing.assert_frame_equal(policy.history.features(users, topics, ts), expected)
     pd.testing.assert_frame_equal(learner.history.features(users, topics, ts), expected)
     assert res.seconds["history"] >= 0 and len(res.updates["intent"]) >= 3
+
+
+def test_per_day_kpis_add_up_to_the_whole_loop(two_runs) -> None:
+    res = two_runs[0][0]
+    whole = res.per_user()
+    day0 = res.day_frame(0)
+    assert day0["impressions"].sum() == whole["impressions"].sum() > 0  # a one-day loop
+    assert list(day0["arm"]) == list(whole["arm"])
