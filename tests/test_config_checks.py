@@ -18,8 +18,9 @@ from intentrank.cli.main import app
 from intentrank.clickbait.config import MODEL_FILE
 from intentrank.config import IntentRankConfig, load_config, validate_references
 from intentrank.errors import ConfigError
-from intentrank.ranking.config import DERIVED_COLUMNS
+from intentrank.ranking.config import DERIVED_COLUMNS, HISTORY_COLUMNS
 from intentrank.ranking.features import derive_event_columns
+from intentrank.ranking.history import history_features_for_events
 from intentrank.store.schema import IMPRESSION_COLUMNS, ITEM_COLUMNS
 from tests.test_config import alias_bomb
 
@@ -47,8 +48,17 @@ def test_derived_columns_constant_matches_the_encoder() -> None:
         assert is_int == ("INT" in duckdb_type), (name, derived[name].dtype)
 
 
-def test_event_columns_are_the_schema_and_derived_columns() -> None:
-    assert set(event_columns()) == set(IMPRESSION_COLUMNS) | set(ITEM_COLUMNS) | set(DERIVED_COLUMNS)
+def test_event_columns_are_the_schema_derived_and_history_columns() -> None:
+    expected = set(IMPRESSION_COLUMNS) | set(ITEM_COLUMNS) | set(DERIVED_COLUMNS) | set(HISTORY_COLUMNS)
+    assert set(event_columns()) == expected
+
+
+def test_history_constant_matches_the_features() -> None:
+    frame = pd.DataFrame({"user_id": [1, 1], "ts": [0.0, 9e4], "topic": ["a", "a"], "click": [True, False],
+                          "bounce": [False, False], "dwell_s": [40.0, 0.0]})  # fmt: skip
+    hist = history_features_for_events(frame)
+    assert list(hist.columns) == list(HISTORY_COLUMNS)
+    assert hist.iloc[1].tolist() == [1.0, 1.0, 1.0, 1.0, 2 / 11, 25.0, 1.0]
 
 
 def test_unknown_logging_policy_names_file_and_known_policies(tmp_path: Path) -> None:

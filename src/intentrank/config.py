@@ -424,6 +424,12 @@ def validate_references(
                 ok, need = kind in ("int", "bool"), "integers (hashed: false)"
             if not ok:
                 add(key, f"column {f.source!r} is {columns[f.source]}; feature {f.name!r} needs {need}")
+    for i, t in enumerate(spec.text):
+        key = f"ranker.features.text.{i}." + ("column" if t.column else "name")
+        if t.source not in columns:
+            add(key, f"no event column {show_value(t.source)}; columns: {known}")
+        elif _kind(columns[t.source]) != "str":
+            add(key, f"column {t.source!r} is {columns[t.source]}; text feature {t.name!r} needs strings")
     dense = {f.name for f in spec.dense}
     categorical = {f.name for f in spec.categorical}
     for i, m in enumerate(cfg.mitigation.methods):

@@ -12,6 +12,7 @@ from intentrank.cli.main import app
 from intentrank.config import load_config
 from intentrank.experiments.main_job import ARMS, run_main_job
 from intentrank.ranking.events import load_events
+from intentrank.ranking.history import add_history_columns
 from intentrank.ranking.trainer import Trainer
 from intentrank.store import EventStore
 
@@ -49,9 +50,11 @@ def test_every_arm_gets_users_and_a_comparison(result) -> None:
 def test_held_out_metrics_and_files(result) -> None:
     held = result.training["held_out"]
     # the reported held-out AUC is what the saved model gives on the held-out day of the job's own run
-    events = load_events(result.out_dir / "events.duckdb")
+    model = Trainer.load(result.out_dir / "model")
+    # user-history features point in time over the whole log, then the held-out day (as the job does)
+    events = add_history_columns(load_events(result.out_dir / "events.duckdb"), model.config_.features)
     last = events[events["day"] == events["day"].max()]
-    again = Trainer.load(result.out_dir / "model").evaluate(last)
+    again = model.evaluate(last)
     assert held["click"]["auc"] == pytest.approx(again["click"]["auc"], abs=1e-4)
     saved = json.loads((result.out_dir / "summary.json").read_text())
     assert saved["log"] == result.log

@@ -13,10 +13,12 @@ import yaml
 from typer.testing import CliRunner
 
 from intentrank.cli.main import app
+from intentrank.errors import DataError
 from intentrank.ranking.candidates import CandidateFeatures
 from intentrank.ranking.config import RankerConfig
 from intentrank.ranking.features import FeatureEncoder, derive_event_columns
 from intentrank.ranking.formula import RankingFormula
+from intentrank.ranking.history import UserHistory
 from intentrank.ranking.trainer import Trainer
 from intentrank.serving.policy import SlateRequest
 from intentrank.serving.ranker import RankerPolicy
@@ -95,7 +97,8 @@ def test_ranker_policy_scores_and_post_processors(
         day=0,
     )
     cat = _Catalogue(items)
-    pol = RankerPolicy(tr.model_, formula=RankingFormula())
+    history = UserHistory().update(imp.merge(items, on="item_id"))  # the users' past: the training log
+    pol = RankerPolicy(tr.model_, formula=RankingFormula(), history=history)
     s = pol.scores(req, cat)
     assert s.shape == (3, 50) and np.isfinite(s).all() and (s >= 0).all()
     p = pol.predict(req, cat)
@@ -103,17 +106,25 @@ def test_ranker_policy_scores_and_post_processors(
     frame = pd.DataFrame({"user_id": np.repeat(req.user_ids, 50), "item_id": req.candidates.reshape(-1),
                           "slate_index": 0, "position": 0, "ts": np.repeat(req.ts, 50)})  # fmt: skip
     frame = derive_event_columns(frame.merge(items, on="item_id", how="left"))
-    frame_cat, frame_dense = FeatureEncoder(tr.model_.config.features).encode_numpy(frame)
-    rows_cat, rows_dense = CandidateFeatures(tr.model_.config.features, items).encode(
-        req.user_ids, req.candidates, req.slate_index, req.ts
-    )
+    frame = pd.concat([frame, history.features(frame["user_id"], frame["topic"], frame["ts"])], axis=1)
+    assert frame["user_clicks"].gt(0).any()  # the history is not empty
+    enc = FeatureEncoder(tr.model_.config.features)
+    frame_cat, frame_dense = enc.encode_numpy(frame)
+    rows = CandidateFeatures(tr.model_.config.features, items, history=history)
+    rows_cat, rows_dense = rows.encode(req.user_ids, req.candidates, req.slate_index, req.ts)
     np.testing.assert_array_equal(rows_cat, frame_cat)
     np.testing.assert_allclose(rows_dense, frame_dense, rtol=1e-6)
+    np.testing.assert_array_equal(rows.encode_text(req.candidates), enc.encode_text(frame))
+    with pytest.raises(DataError, match="user-history columns"):
+        CandidateFeatures(tr.model_.config.features, items)
     np.testing.assert_allclose(s, p["p_click"] * p["time"] ** 0.8, rtol=1e-9)
-    ctr_only = RankerPolicy(tr.model_, formula=RankingFormula(1, 0, 0)).scores(req, cat)
+    ctr_only = RankerPolicy(tr.model_, formula=RankingFormula(1, 0, 0), history=history).scores(req, cat)
     np.testing.assert_allclose(ctr_only, p["p_click"])
-    pen = RankerPolicy(tr.model_, post_processors=[lambda sc, cb: sc * (1 - cb)]).scores(req, cat)
+    pen_pol = RankerPolicy(tr.model_, post_processors=[lambda sc, cb: sc * (1 - cb)], history=history)
+    pen = pen_pol.scores(req, cat)
     np.testing.assert_allclose(pen, s * (1 - items["clickbait_score"].to_numpy()[req.candidates]))
     tr.save(tmp_path / "m")
     by_name = get_policy("ranker", model_dir=str(tmp_path / "m"), b=0.0)
-    np.testing.assert_allclose(by_name.scores(req, cat), ctr_only, rtol=1e-6)
+    cold = RankerPolicy(tr.model_, formula=RankingFormula(1, 0, 0)).scores(req, cat)  # own empty history
+    assert not np.allclose(cold, ctr_only)  # the history features matter
+    np.testing.assert_allclose(by_name.scores(req, cat), cold, rtol=1e-6)

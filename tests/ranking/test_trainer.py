@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from intentrank.errors import DataError
-from intentrank.ranking.config import CategoricalFeature, RankerConfig, ShallowTowerConfig
+from intentrank.ranking.config import CategoricalFeature, DenseFeature, RankerConfig, ShallowTowerConfig
 from intentrank.ranking.events import load_events
 from intentrank.ranking.labels import make_labels
 from intentrank.ranking.metrics import ndcg_per_slate
@@ -117,9 +117,15 @@ def test_reads_duckdb_and_parquet(events: tuple[pd.DataFrame, pd.DataFrame], tmp
     pd.testing.assert_series_equal(df2["clickbait_score"], df["clickbait_score"])
 
 
+def with_clickbait(cfg: RankerConfig) -> RankerConfig:
+    """``cfg`` whose model also reads the clickbait score (as a mitigation method makes it)."""
+    dense = [*cfg.features.dense, DenseFeature(name="clickbait_score")]
+    return cfg.model_copy(update={"features": cfg.features.model_copy(update={"dense": dense})})
+
+
 def test_hooks_extra_loss_sample_weight_extra_module(events: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     imp, items = events
-    tr = Trainer(small_config(epochs=1, valid_fraction=0.0))
+    tr = Trainer(with_clickbait(small_config(epochs=1, valid_fraction=0.0)))
     calls = {"loss": 0, "w": 0}
     made: dict = {}
 
@@ -144,7 +150,7 @@ def test_hooks_extra_loss_sample_weight_extra_module(events: tuple[pd.DataFrame,
 
 def test_shallow_tower_training(events: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     imp, items = events
-    cfg = small_config(epochs=1).model_copy(update={"shallow_tower": ShallowTowerConfig()})
+    cfg = with_clickbait(small_config(epochs=1)).model_copy(update={"shallow_tower": ShallowTowerConfig()})
     tr = Trainer(cfg).fit(imp.iloc[:4000], items)
     fresh = Trainer(cfg)
     with torch_seed(cfg.train.seed):
@@ -158,17 +164,23 @@ def test_shallow_tower_training(events: tuple[pd.DataFrame, pd.DataFrame]) -> No
 # -- bad input ---------------------------------------------------------------------------------
 def test_missing_columns(events: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     imp, items = events
-    with pytest.raises(DataError, match=r"missing columns required by the feature spec: \['clickbait_score'"):
-        Trainer(small_config()).fit(imp.iloc[:500], items.drop(columns=["clickbait_score"]))
+    with pytest.raises(DataError, match=r"missing columns required by the feature spec: \['length'"):
+        Trainer(small_config()).fit(imp.iloc[:500], items.drop(columns=["length"]))
+    with pytest.raises(DataError, match=r"missing columns required by the feature spec: \['title'"):
+        Trainer(small_config()).fit(imp.iloc[:500], items.drop(columns=["title"]))
+    with pytest.raises(DataError, match=r"user-history features need the event columns \['topic'"):
+        Trainer(small_config()).fit(imp.iloc[:500], items.drop(columns=["topic"]))
     with pytest.raises(DataError, match=r"missing outcome columns.*dwell_s"):
         Trainer(small_config()).fit(imp.iloc[:500].drop(columns=["dwell_s"]), items)
 
 
 def test_wrong_dtypes(events: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     imp, items = events
-    bad = items.assign(clickbait_score=items["clickbait_score"].astype(str))
-    with pytest.raises(DataError, match=r"'clickbait_score'.*must be numeric"):
+    bad = items.assign(length=items["length"].astype(str))
+    with pytest.raises(DataError, match=r"'length'.*must be numeric"):
         Trainer(small_config()).fit(imp.iloc[:500], bad)
+    with pytest.raises(DataError, match=r"'title'.*must hold strings"):
+        Trainer(small_config()).fit(imp.iloc[:500], items.assign(title=1.5))
     with pytest.raises(DataError, match=r"'position'.*must be integer"):
         Trainer(small_config()).fit(imp.iloc[:500].assign(position=0.5), items)
     with pytest.raises(DataError, match="'click' must be boolean"):

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from intentrank.errors import ConfigError
 from intentrank.ranking.config import RankerConfig
+from intentrank.ranking.events import load_events
+from intentrank.ranking.history import UserHistory
 from intentrank.ranking.trainer import Trainer
 from intentrank.serving.incremental import IncrementalTrainer, ModelSlot
 from intentrank.serving.ranker import RankerPolicy
@@ -88,6 +92,37 @@ def test_the_loop_needs_a_living_world(tmp_path) -> None:
     world = World.create(synthetic_catalogue(500), SimulatorConfig(users=10, days=1, candidates=40), seed=0)
     with EventStore(tmp_path / "x.duckdb") as store, pytest.raises(ConfigError, match="living world"):
         run_loop(world, {"r": get_policy("random")}, store)
+
+
+def test_user_history_and_titles_in_the_loop(world_and_log, tmp_path) -> None:
+    """The default features (title n-grams, user history): each arm's history consumes every window's
+    events before the next window; the learner featurises its new events point in time."""
+    world, log = world_and_log
+    small = {k: v for k, v in SMALL.items() if k != "features"}  # the default feature spec
+    trainer = Trainer(RankerConfig.model_validate(small)).fit(log, world.catalogue.items)
+    spec = trainer.config_.features
+    assert spec.text and "user_topic_clicks" in {f.name for f in spec.dense}
+    slot = ModelSlot(copy.deepcopy(trainer.model_))
+    policy = RankerPolicy(slot, name="intent")
+    seen: list[tuple[int, int]] = []
+    learner = IncrementalTrainer(copy.deepcopy(trainer), slot=slot, items=world.catalogue.items)
+    with EventStore(tmp_path / "h.duckdb") as store:
+        store.write_items(world.catalogue.items)
+        res = run_loop(world, {"intent": policy}, store, {"intent": learner}, seed=3,
+                       on_window=lambda w: seen.append((policy.history.watermark, store.watermark())))
+        events = load_events(store, runs="all")
+    # after every window the history had consumed everything written so far
+    assert len(seen) >= 5 and all(h == w for h, w in seen) and seen[0][0] >= 0
+    assert policy.history.events == len(events)
+    assert policy.history.watermark == learner.watermark == int(events["event_id"].max())
+    # the served history equals one built from the whole log at once; the learner's too
+    full = UserHistory().update(events)
+    users, topics = events["user_id"].to_numpy(), events["topic"].to_numpy()
+    ts = np.full(len(users), 1e6)
+    expected = full.features(users, topics, ts)
+    pd.testing.assert_frame_equal(policy.history.features(users, topics, ts), expected)
+    pd.testing.assert_frame_equal(learner.history.features(users, topics, ts), expected)
+    assert res.seconds["history"] >= 0 and len(res.updates["intent"]) >= 3
 
 
 def test_per_day_kpis_add_up_to_the_whole_loop(two_runs) -> None:

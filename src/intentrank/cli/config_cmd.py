@@ -23,11 +23,12 @@ config_app = typer.Typer(
 
 
 def event_columns() -> dict[str, str]:
-    """Every column an event frame can offer a feature: impressions, items, derived (name → type)."""
-    from intentrank.ranking.config import DERIVED_COLUMNS
+    """Every column an event frame can offer a feature: impressions, items, derived, user history
+    (name → type)."""
+    from intentrank.ranking.config import DERIVED_COLUMNS, HISTORY_COLUMNS
     from intentrank.store.schema import IMPRESSION_COLUMNS, ITEM_COLUMNS
 
-    tables = (IMPRESSION_COLUMNS, ITEM_COLUMNS, DERIVED_COLUMNS)
+    tables = (IMPRESSION_COLUMNS, ITEM_COLUMNS, DERIVED_COLUMNS, HISTORY_COLUMNS)
     return {name: duckdb_type for cols in tables for name, (duckdb_type, _) in cols.items()}
 
 

@@ -31,13 +31,14 @@ from intentrank.config import IntentRankConfig
 from intentrank.mitigation.pipeline import MitigationPlan
 from intentrank.ranking.events import load_events
 from intentrank.ranking.formula import RankingFormula
+from intentrank.ranking.history import UserHistory, add_history_columns
 from intentrank.ranking.trainer import Trainer
 from intentrank.runtime import torch_threads
 from intentrank.serving.ranker import RankerPolicy
 from intentrank.simulator.ab import format_comparison, simulate
 from intentrank.simulator.catalogue import build_catalogue
 from intentrank.simulator.kpis import summarise
-from intentrank.simulator.sinks import StoreSink
+from intentrank.simulator.sinks import HistorySink, StoreSink
 from intentrank.store import EventStore, config_hash
 
 #: The arms of the A/B phase, control first.
@@ -139,6 +140,9 @@ def _run(cfg: IntentRankConfig, out: Path) -> MainJobResult:
             simulate(ex.logging_policy, log_cfg, seed=cfg.seed, catalogue=cat, sink=StoreSink(run))
         events = load_events(store, runs=[run.run_id])
         n_events = len(events)
+    # user-history features point in time over the whole log, before the split: the held-out day's rows
+    # see their users' earlier days (computed on the held-out frame alone they would not)
+    events = add_history_columns(events, cfg.ranker.features, cfg.ranker.labels.long_click_threshold_s)
     last = int(events["day"].max())
     train_df, test_df = events[events["day"] < last], events[events["day"] == last]
     log = {"events": int(n_events), "train_events": len(train_df), "held_out_events": len(test_df)}
@@ -166,18 +170,24 @@ def _run(cfg: IntentRankConfig, out: Path) -> MainJobResult:
     # 3. A/B with an A/A arm, on fresh users (another seed)
     t0 = time.perf_counter()
     formula = RankingFormula.from_config(cfg.ranker.formula)
-    control = RankerPolicy(base.model_, formula=RankingFormula(1.0, 0.0, 0.0), name="control")
+    # the A/B's users are fresh: their history starts empty and grows day by day (one for all arms:
+    # each user is in one arm)
+    history = UserHistory(cfg.ranker.labels.long_click_threshold_s)
+    feed = HistorySink(history, cat.items)
+    ctr = RankingFormula(1.0, 0.0, 0.0)
+    control = RankerPolicy(base.model_, formula=ctr, name="control", history=history)
     arms = {
         "control": control,
         "control_aa": control,
-        "intent": RankerPolicy(base.model_, formula=formula, name="intent"),
+        "intent": RankerPolicy(base.model_, formula=formula, name="intent", history=history),
         "intent_mitigated": RankerPolicy(
-            mitigated_model, formula=formula, post_processors=plan.post_processors(), name="intent_mitigated"
+            mitigated_model, formula=formula, post_processors=plan.post_processors(), name="intent_mitigated",
+            history=history,
         ),
-    }
+    }  # fmt: skip
     ab_cfg = cfg.simulator.model_copy(update={"users": ex.ab_users, "days": ex.ab_days})
     _say(f"[3/3] A/B test: {ex.ab_users:,} fresh users x {ex.ab_days} days over arms {', '.join(ARMS)}")
-    res = simulate(arms, ab_cfg, seed=cfg.seed + 1, catalogue=cat)
+    res = simulate(arms, ab_cfg, seed=cfg.seed + 1, catalogue=cat, sink=feed, on_day=feed.commit)
     comparisons = {arm: res.compare("control", arm, alpha=ex.alpha) for arm in ARMS[1:]}
     srm = res.srm()
     seconds["ab"] = time.perf_counter() - t0

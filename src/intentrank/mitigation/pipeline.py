@@ -60,6 +60,7 @@ from intentrank.ranking.config import RankerConfig
 from intentrank.ranking.events import EventSource, load_events
 from intentrank.ranking.features import FeatureEncoder
 from intentrank.ranking.formula import RankingFormula
+from intentrank.ranking.history import UserHistory
 from intentrank.ranking.models.multitask import RANKER_TASKS, MultiTaskRanker
 from intentrank.ranking.trainer import Trainer
 
@@ -186,9 +187,11 @@ class MitigationPlan:
         formula: RankingFormula | None = None,
         popularity: np.ndarray | None = None,
         seed: int = 0,
+        history: UserHistory | None = None,
     ) -> AlignmentReport | None:
         """RL-align ``model`` in place (no-op without ``rl_alignment``); items = the catalogue,
-        contexts = logged (user_id, ts, slate_index) rows to rank sets for."""
+        contexts = logged (user_id, ts, slate_index) rows to rank sets for; ``history``: the users'
+        history (for a spec with user-history features)."""
         rl = self._get(RLAlignmentMethod)
         if rl is None:
             return None
@@ -196,7 +199,7 @@ class MitigationPlan:
         if not isinstance(config, RankerConfig):
             raise ConfigError("rl_alignment: the model has no RankerConfig (use RLAligner for other actors)")
         formula = formula or RankingFormula.from_config(config.formula)
-        scorer = RankerSetScorer(items, contexts, FeatureEncoder(config.features), formula)
+        scorer = RankerSetScorer(items, contexts, FeatureEncoder(config.features), formula, history=history)
         c = items["clickbait_score"].to_numpy(np.float64)
         sampler = ItemSetSampler(
             c, strategy=rl.sampling, popularity=popularity, power=rl.sampling_power,
@@ -231,16 +234,19 @@ class MitigationPlan:
         if self._get(RLAlignmentMethod) is not None:
             if items is None:
                 raise DataError("rl_alignment needs the item catalogue (items=...)")
-            df = load_events(events, items) if not isinstance(events, pd.DataFrame) else events
+            df = load_events(events, items)  # a DataFrame gets the item columns it lacks (topic, title)
             contexts = df[list(CONTEXT_COLUMNS)].drop_duplicates(
                 ["user_id", "slate_index"], ignore_index=True
             )
             pop = popularity
             if pop is None and self._get(RLAlignmentMethod).sampling == "popularity":
                 pop = np.bincount(df["item_id"].to_numpy(np.int64), minlength=len(items)).astype(np.float64)
+            # the contexts' users as of the end of the log (alignment scores sets, it is not evaluated)
+            history = UserHistory(trainer.config_.labels.long_click_threshold_s).update(df)
             rep = self.align(
-                trainer.model_, items, contexts, trainer.formula, pop, seed=trainer.config_.train.seed
-            )
+                trainer.model_, items, contexts, trainer.formula, pop, seed=trainer.config_.train.seed,
+                history=history,
+            )  # fmt: skip
             result["alignment"] = rep.as_dict() if rep is not None else None
         trainer.model_.eval()
         return result
@@ -252,9 +258,11 @@ def encoder_width(model: nn.Module) -> int:
     if not isinstance(config, RankerConfig):
         raise ConfigError("adversarial: cannot infer the representation width; pass in_dim")
     spec = config.features
-    batch = FeatureEncoder(spec).to_batch(
-        torch.zeros(1, len(spec.categorical), dtype=torch.long), torch.zeros(1, len(spec.dense))
-    )
+    enc = FeatureEncoder(spec)
+    batch = enc.to_batch(
+        torch.zeros(1, len(spec.categorical), dtype=torch.long), torch.zeros(1, len(spec.dense)),
+        torch.zeros(1, enc.text_width, dtype=torch.long),
+    )  # fmt: skip
     was = model.training
     model.eval()
     with torch.no_grad():

@@ -18,13 +18,15 @@ from intentrank.errors import DataError
 from intentrank.ranking.candidates import CandidateFeatures
 from intentrank.ranking.features import FeatureEncoder
 from intentrank.ranking.formula import RankingFormula
+from intentrank.ranking.history import UserHistory
 
 #: Context columns taken from the log; the rest of a feature row comes from the catalogue.
 CONTEXT_COLUMNS = ("user_id", "ts", "slate_index")
 
 
 class RankerSetScorer:
-    """``(model, item_ids (S, K), context (S,)) -> log ranking score (S, K)`` for a MultiTaskRanker."""
+    """``(model, item_ids (S, K), context (S,)) -> log ranking score (S, K)`` for a MultiTaskRanker
+    (``history``: the users' history, for a spec with user-history features)."""
 
     def __init__(
         self,
@@ -33,6 +35,7 @@ class RankerSetScorer:
         encoder: FeatureEncoder,
         formula: RankingFormula,
         position: int = 0,
+        history: UserHistory | None = None,
     ) -> None:
         missing = [c for c in CONTEXT_COLUMNS if c not in contexts.columns]
         if missing:
@@ -41,7 +44,7 @@ class RankerSetScorer:
             raise DataError("rl_alignment: no contexts (the training log is empty)")
         if not np.array_equal(items["item_id"].to_numpy(), np.arange(len(items))):
             raise DataError("rl_alignment: catalogue item_id must be 0..n-1 in row order")
-        self.rows = CandidateFeatures(encoder.spec, items, position)
+        self.rows = CandidateFeatures(encoder.spec, items, position, history=history)
         self.contexts = {c: contexts[c].to_numpy() for c in CONTEXT_COLUMNS}
         self.encoder, self.formula = encoder, formula
 
@@ -57,7 +60,8 @@ class RankerSetScorer:
             self.contexts["user_id"][ctx], item_ids.numpy(), self.contexts["slate_index"][ctx],
             self.contexts["ts"][ctx],
         )  # fmt: skip
-        out = model(self.encoder.to_batch(torch.from_numpy(cat), torch.from_numpy(dense)))
+        text = torch.from_numpy(self.rows.encode_text(item_ids.numpy())) if self.encoder.spec.text else None
+        out = model(self.encoder.to_batch(torch.from_numpy(cat), torch.from_numpy(dense), text))
         return {k: v.reshape(item_ids.shape) for k, v in out.items()}
 
     def __call__(self, model: nn.Module, item_ids: Tensor, context: Tensor | None) -> Tensor:

@@ -28,7 +28,7 @@ WEIGHTS, CONFIG, SPEC, METRICS = "model.pt", "ranker_config.json", "feature_spec
 def _spec_diff(a: FeatureSpecConfig, b: FeatureSpecConfig) -> list[str]:
     da, db = a.model_dump(), b.model_dump()
     out = []
-    for key in ("categorical", "dense"):
+    for key in ("categorical", "dense", "text"):
         fa = {f["name"]: f for f in da[key]}
         fb = {f["name"]: f for f in db[key]}
         for n in sorted(set(fa) - set(fb)):

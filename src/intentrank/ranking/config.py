@@ -18,6 +18,19 @@ DERIVED_COLUMNS: Final[dict[str, tuple[str, str]]] = {
     "item_age_h": ("DOUBLE", "hours between the item's publish_ts and the event's ts, >= 0"),
 }
 
+#: User-history columns (``ranking.history``): the user's past before the request, point in time.
+#: Training computes them from the logged frame (history strictly before each impression's session),
+#: serving from an incrementally updated ``UserHistory``; both give the same values.
+HISTORY_COLUMNS: Final[dict[str, tuple[str, str]]] = {
+    "user_topic_clicks": ("DOUBLE", "the user's past clicks on items of the candidate's topic"),
+    "user_topic_reads": ("DOUBLE", "past successful reads of the topic (click, not bounced, long dwell)"),
+    "user_clicks": ("DOUBLE", "the user's past clicks"),
+    "user_impressions": ("DOUBLE", "the user's past impressions"),
+    "user_ctr": ("DOUBLE", "smoothed past click rate (clicks + 1) / (impressions + 10)"),
+    "hours_since_last_click": ("DOUBLE", "hours since the user's last click, capped at 720 (none: 720)"),
+    "user_active_days": ("DOUBLE", "distinct days with at least one impression (activity, not trust)"),
+}
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -33,6 +46,27 @@ class CategoricalFeature(_Section):
         True,
         description="True: bucket = stable hash(value) mod buckets (any id, strings too); "
         "False: small non-negative integers (position, hour) used directly, clipped to buckets-1.",
+    )
+
+    @property
+    def source(self) -> str:
+        """Column the feature is read from."""
+        return self.column or self.name
+
+
+class TextFeature(_Section):
+    """A text column (the title) as hashed word and character n-grams, averaged by a learned
+    ``nn.EmbeddingBag`` inside the model: a small content encoder that also works for new items."""
+
+    name: str = Field(description="Feature name (key in the batch dict).")
+    column: str | None = Field(None, description="Source text column; default: the name.")
+    buckets: int = Field(
+        100_003, ge=2, le=50_000_000, description="Rows of the n-gram table (row 0 is padding)."
+    )
+    max_tokens: int = Field(64, ge=1, le=1024, description="Most n-grams kept per text (first ones).")
+    word_bigrams: bool = Field(True, description="Add word bigrams to the word unigrams.")
+    char_ngrams: int = Field(
+        3, ge=0, le=8, description="Character n-grams of each word (with boundary marks); 0 = none."
     )
 
     @property
@@ -71,24 +105,44 @@ def _default_categorical() -> list[CategoricalFeature]:
 
 
 def _default_dense() -> list[DenseFeature]:
+    # no clickbait_score: the unmitigated baseline must not see c (a mitigation method adds it)
     return [
-        DenseFeature(name="clickbait_score"),
         DenseFeature(name="length", transform="log1p", scale=0.3),
         DenseFeature(name="item_age_h", transform="log1p", scale=0.2),
+        DenseFeature(name="user_topic_clicks", transform="log1p"),
+        DenseFeature(name="user_topic_reads", transform="log1p"),
+        DenseFeature(name="user_clicks", transform="log1p", scale=0.5),
+        DenseFeature(name="user_impressions", transform="log1p", scale=0.2),
+        DenseFeature(name="user_ctr", scale=5.0),
+        DenseFeature(name="hours_since_last_click", transform="log1p", scale=0.2),
+        DenseFeature(name="user_active_days", transform="log1p", scale=0.5),
     ]
+
+
+def default_feature_spec() -> FeatureSpecConfig:
+    """The ranker's default spec: ids, context, item content (title n-grams, source, topic, age, length)
+    and the user's history; not the clickbait score (a mitigation method adds it)."""
+    return FeatureSpecConfig(text=[TextFeature(name="title")])
 
 
 class FeatureSpecConfig(_Section):
     """What the model reads. Derived event columns available: ``hour`` (time of day from ``ts``),
-    ``item_age_h`` (hours since ``publish_ts``)."""
+    ``item_age_h`` (hours since ``publish_ts``) and the user-history columns of
+    :data:`HISTORY_COLUMNS` (the user's past before the request). A spec built without ``text`` has
+    no text feature; the ranker's default (:func:`default_feature_spec`) reads the title."""
 
     categorical: list[CategoricalFeature] = Field(default_factory=_default_categorical)
     dense: list[DenseFeature] = Field(default_factory=_default_dense)
+    text: list[TextFeature] = Field(
+        default_factory=list,
+        description="Text columns through the learned n-gram encoder (the ranker's default: the title).",
+    )
     embedding_dim: int = Field(16, ge=1, le=512, description="Embedding width of every categorical feature.")
 
     @model_validator(mode="after")
     def _unique_names(self) -> FeatureSpecConfig:
         names = [f.name for f in self.categorical] + [f.name for f in self.dense]
+        names += [f.name for f in self.text]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"feature names must be unique, repeated: {dup}")
@@ -215,7 +269,7 @@ class RankerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    features: FeatureSpecConfig = Field(default_factory=FeatureSpecConfig)
+    features: FeatureSpecConfig = Field(default_factory=default_feature_spec)
     model: ModelConfig = Field(default_factory=ModelConfig)
     shallow_tower: ShallowTowerConfig | None = Field(None, description="Bias tower (None = off).")
     labels: LabelConfig = Field(default_factory=LabelConfig)

@@ -7,6 +7,9 @@ run and machine), so ids never seen in training still get an embedding row. Smal
 
 from __future__ import annotations
 
+import itertools
+import re
+
 import numpy as np
 import pandas as pd
 import torch
@@ -14,9 +17,10 @@ from pandas.api import types as ptypes
 from torch import Tensor
 
 from intentrank.errors import DataError
-from intentrank.ranking.config import FeatureSpecConfig
+from intentrank.ranking.config import FeatureSpecConfig, TextFeature
 
 SECONDS_PER_DAY = 86_400.0
+_WORD = re.compile(r"\w+")
 
 
 def derive_event_columns(df: pd.DataFrame) -> pd.DataFrame:
@@ -41,6 +45,37 @@ def hash_buckets(values: np.ndarray | pd.Series, buckets: int) -> np.ndarray:
     return (h % np.uint64(buckets)).astype(np.int64)
 
 
+def text_ngrams(text: str, feature: TextFeature) -> list[str]:
+    """The n-grams of one text, in order: lower-cased words, then word bigrams, then each word's
+    character n-grams with ``<``/``>`` boundary marks; at most ``max_tokens``."""
+    words = _WORD.findall(str(text).lower())
+    grams = [f"w:{w}" for w in words]
+    if feature.word_bigrams:
+        grams += [f"b:{a} {b}" for a, b in itertools.pairwise(words)]
+    n = feature.char_ngrams
+    if n:
+        for w in words:
+            m = f"<{w}>"
+            grams += [f"c:{m[i : i + n]}" for i in range(max(len(m) - n + 1, 1))]
+    return grams[: feature.max_tokens]
+
+
+def tokenize_texts(texts: np.ndarray | pd.Series, feature: TextFeature) -> np.ndarray:
+    """(N, max_tokens) int64 n-gram ids in 1..buckets-1 (stable hash), 0 = padding. Each distinct text
+    is split once (an item table or an event frame repeats titles)."""
+    codes, uniques = pd.factorize(pd.Series(texts, dtype=object).fillna(""), use_na_sentinel=False)
+    grams = [text_ngrams(t, feature) for t in uniques]
+    lengths = np.fromiter((len(g) for g in grams), np.int64, len(grams))
+    table = np.zeros((len(grams), feature.max_tokens), np.int64)
+    flat = [g for gs in grams for g in gs]
+    if flat:
+        ids = hash_buckets(np.asarray(flat, dtype=object), feature.buckets - 1) + 1
+        rows = np.repeat(np.arange(len(grams)), lengths)
+        cols = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        table[rows, cols] = ids
+    return table[codes]
+
+
 class FeatureEncoder:
     """Validates frames against a :class:`FeatureSpecConfig` and encodes them to tensors."""
 
@@ -48,11 +83,23 @@ class FeatureEncoder:
         self.spec = spec
         self.cat_names = [f.name for f in spec.categorical]
         self.dense_names = [f.name for f in spec.dense]
+        self.text_names = [f.name for f in spec.text]
+        #: column offsets of each text feature's tokens in the packed ``"text"`` (B, L) tensor
+        self.text_offsets = np.cumsum([0] + [f.max_tokens for f in spec.text]).tolist()
+
+    @property
+    def text_width(self) -> int:
+        """L: columns of the packed ``"text"`` tensor (the text features' ``max_tokens`` summed)."""
+        return int(self.text_offsets[-1])
 
     @property
     def required_columns(self) -> list[str]:
         """Source columns the spec reads."""
-        return [f.source for f in self.spec.categorical] + [f.source for f in self.spec.dense]
+        return (
+            [f.source for f in self.spec.categorical]
+            + [f.source for f in self.spec.dense]
+            + [f.source for f in self.spec.text]
+        )
 
     def validate(self, df: pd.DataFrame, what: str = "event frame") -> None:
         """Raise :class:`DataError` on missing columns, wrong dtypes or NaN/inf in used columns."""
@@ -87,6 +134,13 @@ class FeatureEncoder:
                 raise DataError(
                     f"{what}: column {f.source!r} (dense feature {f.name!r}) has NaN or inf values"
                 )
+        for f in self.spec.text:
+            s = df[f.source]
+            if not (ptypes.is_string_dtype(s) or ptypes.is_object_dtype(s)):
+                raise DataError(
+                    f"{what}: column {f.source!r} (text feature {f.name!r}) must hold strings, "
+                    f"got dtype {s.dtype}"
+                )
 
     def subset(self, cat_idx: list[int], dense_idx: list[int]) -> FeatureEncoder:
         """An encoder of the listed categorical and dense features of this spec (same order and settings)."""
@@ -95,6 +149,7 @@ class FeatureEncoder:
             FeatureSpecConfig.model_construct(
                 categorical=[spec.categorical[j] for j in cat_idx],
                 dense=[spec.dense[j] for j in dense_idx],
+                text=[],
                 embedding_dim=spec.embedding_dim,
             )
         )
@@ -120,16 +175,47 @@ class FeatureEncoder:
             dense[:, j] = v * f.scale
         return cat, dense
 
-    def encode(self, df: pd.DataFrame, validate: bool = True) -> dict[str, Tensor]:
-        """Packed ``"cat"``/``"dense"`` tensors plus a named view per feature."""
-        cat, dense = self.encode_numpy(df, validate)
-        return self.to_batch(torch.from_numpy(cat), torch.from_numpy(dense))
+    def encode_text(self, df: pd.DataFrame) -> np.ndarray:
+        """(N, L) int64 packed n-gram ids of every text feature side by side (0 = padding); L =
+        :attr:`text_width` (0 columns when the spec has no text feature)."""
+        parts = [tokenize_texts(df[f.source], f) for f in self.spec.text]
+        return np.concatenate(parts, axis=1) if parts else np.zeros((len(df), 0), np.int64)
 
-    def to_batch(self, cat: Tensor, dense: Tensor) -> dict[str, Tensor]:
-        """Batch dict from packed tensors (named entries are column views, no copies)."""
+    def encode_text_table(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """``(idx (N,), table (U, L))`` with ``table[idx]`` = :meth:`encode_text`: one packed row per
+        distinct text (an event log repeats each title many times; 8 bytes a row instead of 8·L)."""
+        if not self.spec.text:
+            return np.zeros(len(df), np.int64), np.zeros((1, 0), np.int64)
+        cols = [df[f.source].astype(object).fillna("") for f in self.spec.text]
+        sources = [f.source for f in self.spec.text]
+        if len(cols) == 1:
+            idx, uniq = pd.factorize(cols[0])
+            distinct = pd.DataFrame({sources[0]: np.asarray(uniq, dtype=object)})
+        else:
+            idx, uniq = pd.factorize(pd.MultiIndex.from_arrays(cols))
+            distinct = pd.DataFrame({s: uniq.get_level_values(i) for i, s in enumerate(sources)})
+        return idx.astype(np.int64), self.encode_text(distinct)
+
+    def encode(self, df: pd.DataFrame, validate: bool = True) -> dict[str, Tensor]:
+        """Packed ``"cat"``/``"dense"`` (and ``"text"``) tensors plus a named view per feature."""
+        cat, dense = self.encode_numpy(df, validate)
+        text = torch.from_numpy(self.encode_text(df)) if self.spec.text else None
+        return self.to_batch(torch.from_numpy(cat), torch.from_numpy(dense), text)
+
+    def to_batch(self, cat: Tensor, dense: Tensor, text: Tensor | None = None) -> dict[str, Tensor]:
+        """Batch dict from packed tensors (named entries are column views, no copies). ``text``: the
+        packed (B, L) n-gram ids; required by a model whose spec has text features."""
         batch: dict[str, Tensor] = {"cat": cat, "dense": dense}
         for j, name in enumerate(self.cat_names):
             batch[name] = cat[:, j]
         for j, name in enumerate(self.dense_names):
             batch[name] = dense[:, j]
+        if text is not None:
+            if text.shape[1] != self.text_width:
+                raise DataError(
+                    f"packed text has {text.shape[1]} columns, the spec's text features {self.text_width}"
+                )
+            batch["text"] = text
+            for j, name in enumerate(self.text_names):
+                batch[name] = text[:, self.text_offsets[j] : self.text_offsets[j + 1]]
         return batch

@@ -35,6 +35,7 @@ from intentrank.ranking.config import RankerConfig
 from intentrank.ranking.events import EventSource, load_events
 from intentrank.ranking.features import FeatureEncoder, hash_buckets
 from intentrank.ranking.formula import RankingFormula
+from intentrank.ranking.history import add_history_columns
 from intentrank.ranking.labels import make_labels
 from intentrank.ranking.losses import multitask_loss
 from intentrank.ranking.models.multitask import RANKER_TASKS, MultiTaskRanker
@@ -48,12 +49,16 @@ LABEL_KEYS = ("clicked", "long", "y_click", "y_dwell", "y_conversion", "w")
 
 @dataclass
 class EncodedEvents:
-    """Events as tensors: packed features, labels, and the slate id of each row."""
+    """Events as tensors: packed features, labels, and the slate id of each row. Text features: each
+    row's packed n-gram ids are ``text_table[text_idx[row]]`` (one table row per distinct title, so a
+    row costs 8 bytes, not 8·L); both None without text features."""
 
     cat: Tensor
     dense: Tensor
     labels: dict[str, Tensor]
     slate_id: np.ndarray
+    text_idx: Tensor | None = None
+    text_table: Tensor | None = None
 
     def __len__(self) -> int:
         return self.cat.shape[0]
@@ -62,8 +67,16 @@ class EncodedEvents:
         """Rows ``idx``."""
         t = torch.from_numpy(idx)
         return EncodedEvents(
-            self.cat[t], self.dense[t], {k: v[t] for k, v in self.labels.items()}, self.slate_id[idx]
-        )
+            self.cat[t], self.dense[t], {k: v[t] for k, v in self.labels.items()}, self.slate_id[idx],
+            None if self.text_idx is None else self.text_idx[t], self.text_table,
+        )  # fmt: skip
+
+    def rows(self, idx: Tensor | slice) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Packed (cat, dense, text (B, L)) of rows ``idx``."""
+        text = None
+        if self.text_idx is not None and self.text_table is not None:
+            text = self.text_table[self.text_idx[idx]]
+        return self.cat[idx], self.dense[idx], text
 
 
 class Trainer:
@@ -139,26 +152,35 @@ class Trainer:
         return self.encode_frame(df)
 
     def encode_frame(self, df: pd.DataFrame) -> EncodedEvents:
-        """Encode an already joined event frame."""
+        """Encode an already joined event frame. User-history columns the spec reads and the frame lacks
+        are computed from the frame itself, point in time (each impression sees its user's events
+        before its session: :func:`intentrank.ranking.history.history_features_for_events`); so to
+        evaluate on a later slice of a log, add them to the whole log first
+        (:func:`~intentrank.ranking.history.add_history_columns`), then split."""
         if len(df) == 0:
             raise DataError("event frame: the event set is empty")
         cfg = self.config_
         labels = make_labels(df, cfg.labels)
-        cat, dense = FeatureEncoder(cfg.features).encode_numpy(df)
+        df = add_history_columns(df, cfg.features, cfg.labels.long_click_threshold_s)
+        enc = FeatureEncoder(cfg.features)
+        cat, dense = enc.encode_numpy(df)
+        text_idx, text_table = enc.encode_text_table(df) if cfg.features.text else (None, None)
         slate = df["slate_id"].to_numpy() if "slate_id" in df.columns else np.zeros(len(df), np.int64)
         return EncodedEvents(
             torch.from_numpy(cat),
             torch.from_numpy(dense),
             {k: torch.from_numpy(v) for k, v in labels.items()},
             slate,
+            None if text_idx is None else torch.from_numpy(text_idx),
+            None if text_table is None else torch.from_numpy(text_table),
         )
 
     def _batch(self, data: EncodedEvents, idx: Tensor | None = None) -> dict[str, Tensor]:
         if idx is None:
-            b = self.encoder_.to_batch(data.cat, data.dense)
+            b = self.encoder_.to_batch(*data.rows(slice(None)))
             b.update(data.labels)
             return b
-        b = self.encoder_.to_batch(data.cat[idx], data.dense[idx])
+        b = self.encoder_.to_batch(*data.rows(idx))
         b.update({k: v[idx] for k, v in data.labels.items()})
         return b
 
@@ -177,9 +199,15 @@ class Trainer:
     def _optimizers(self, extra_modules: Sequence[nn.Module]) -> list[torch.optim.Optimizer]:
         t = self.config_.train
         model = self.model_
+        sparse_ids = {
+            id(p)
+            for m in model.modules()
+            if isinstance(m, nn.Embedding | nn.EmbeddingBag) and m.sparse
+            for p in m.parameters()
+        }
         sparse, dense = [], []
-        for name, p in model.named_parameters():
-            (sparse if name.startswith("embedding.") and model.embedding.table.sparse else dense).append(p)
+        for p in model.parameters():
+            (sparse if id(p) in sparse_ids else dense).append(p)
         for m in extra_modules:
             dense += list(m.parameters())
         opts: list[torch.optim.Optimizer] = [torch.optim.AdamW(dense, lr=t.lr, weight_decay=t.weight_decay)]
@@ -341,7 +369,7 @@ class Trainer:
         enc = FeatureEncoder(model.config.features)
         with torch_threads(self._threads()):
             for s in range(0, len(data), batch_size):
-                out = model(enc.to_batch(data.cat[s : s + batch_size], data.dense[s : s + batch_size]))
+                out = model(enc.to_batch(*data.rows(slice(s, s + batch_size))))
                 for k, v in natural_units(out).items():
                     parts[k].append(v)
                 parts["dwell_log1p"].append(out["dwell"])

@@ -10,6 +10,11 @@ Every update (a window of the simulator's clock, or every few minutes in the fee
    reference swap, so a reader sees the old model or the new one, never a half-trained one.
 
 The watermark advances only after a successful update, so a failed update is retried with the same events.
+
+User-history features of the new events are point in time: the learner keeps its own
+:class:`~intentrank.ranking.history.UserHistory` of what it has learned from, and each new event gets its
+user's history before its session (that history plus the earlier events of the update); replayed rows
+keep the values they got. Its history advances with the watermark.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from intentrank.ranking.events import load_events
+from intentrank.ranking.history import UserHistory, history_columns_needed, history_features_for_events
 from intentrank.ranking.models.multitask import MultiTaskRanker
 from intentrank.ranking.trainer import Trainer
 
@@ -79,6 +85,9 @@ class IncrementalTrainer:
         watermark: the last event id already learned from (-1: none).
         runs: which runs' events to learn from (default ``"all"``: an online learner learns from events
             as they are acknowledged, the run in progress included; see ``EventStore.read_impressions``).
+        history: the history of the events before ``watermark`` (for user-history features; default an
+            empty one when the model reads them). The learner updates it; do not share it with a policy
+            (the policy's history may already hold events the learner has not yet featurised).
     """
 
     def __init__(
@@ -91,6 +100,7 @@ class IncrementalTrainer:
         min_new_events: int = 1,
         watermark: int = -1,
         runs: str | list[int] = "all",
+        history: UserHistory | None = None,
     ) -> None:
         trainer.model_  # noqa: B018 (raises AttributeError early when the trainer is not fitted)
         trainer.warm_start = True
@@ -101,6 +111,11 @@ class IncrementalTrainer:
         self.runs = runs
         self._replay: pd.DataFrame | None = None
         self.reports: list[UpdateReport] = []
+        cfg = trainer.config_
+        self._history_cols = history_columns_needed(cfg.features)
+        if history is None and self._history_cols:
+            history = UserHistory(cfg.labels.long_click_threshold_s)
+        self.history = history
 
     def update(self, store: Any) -> UpdateReport | None:
         """Learn from the store's events after the watermark; None when there were too few."""
@@ -115,12 +130,19 @@ class IncrementalTrainer:
             new = new[new["policy"] == self.arm]
         if len(new) < self.min_new_events:
             return None
+        if self.history is not None and self._history_cols:
+            hist = history_features_for_events(
+                new, long_click_threshold_s=self.history.long_click_threshold_s, base=self.history
+            )
+            new = new.reset_index(drop=True).assign(**{c: hist[c].to_numpy() for c in self._history_cols})
         batch = new if self._replay is None else pd.concat([self._replay, new], ignore_index=True)
         self.trainer.fit(batch)
         version = self.slot.swap(copy.deepcopy(self.trainer.model_))
         replayed = 0 if self._replay is None else len(self._replay)
         self._replay = batch.iloc[-self.replay_events :] if self.replay_events > 0 else None
         self.watermark = last
+        if self.history is not None:
+            self.history.update(new)
         hist = self.trainer.history_
         rep = UpdateReport(
             len(new), replayed, last, version, round(time.perf_counter() - t0, 4),

@@ -19,6 +19,7 @@ import torch
 from intentrank.ranking.candidates import CandidateFeatures
 from intentrank.ranking.checkpoint import load_checkpoint
 from intentrank.ranking.formula import RankingFormula
+from intentrank.ranking.history import UserHistory
 from intentrank.ranking.models.multitask import MultiTaskRanker
 from intentrank.serving.incremental import ModelSlot
 from intentrank.serving.policy import ItemTable, Policy, SlateRequest
@@ -38,6 +39,9 @@ class RankerPolicy(Policy):
         name: the policy's name (default: ``ranker(a=..,b=..,g=..)``).
         position: the position candidates are scored at.
         batch_rows: rows per forward pass (bounds memory).
+        history: the users' history for the user-history features; the caller feeds it the served
+            events (the closed loop does, after each window). Default: an empty history of its own, so
+            until someone feeds it every user is served as a new user.
 
     Example:
         ``RankerPolicy.from_checkpoint("runs/latest/model", formula=RankingFormula(1, 0.8, 0))``
@@ -53,6 +57,7 @@ class RankerPolicy(Policy):
         name: str | None = None,
         position: int = 0,
         batch_rows: int = 65_536,
+        history: UserHistory | None = None,
     ) -> None:
         self.slot = model if isinstance(model, ModelSlot) else ModelSlot(model)
         self.formula = formula or RankingFormula.from_config(self.slot.model.config.formula)
@@ -61,8 +66,11 @@ class RankerPolicy(Policy):
         self.name = name or f"ranker(a={f.a:g},b={f.b:g},g={f.g:g})"
         self.position = position
         self.batch_rows = batch_rows
+        self.history = history if history is not None else UserHistory(
+            self.slot.model.config.labels.long_click_threshold_s
+        )
         self._rows: CandidateFeatures | None = None
-        self._rows_key: tuple[int, int] | None = None
+        self._rows_key: int | None = None
 
     @property
     def model(self) -> MultiTaskRanker:
@@ -76,9 +84,10 @@ class RankerPolicy(Policy):
 
     def candidate_features(self, items: ItemTable, model: MultiTaskRanker) -> CandidateFeatures:
         """The row builder for this item table (item features encoded once per table and feature spec)."""
-        key = (id(items.items), id(model.config.features))
-        if self._rows is None or self._rows_key != key:
-            self._rows = CandidateFeatures(model.config.features, items.items, self.position)
+        key = id(items.items)
+        spec = model.config.features  # a swapped-in copy has an equal spec: the cache stays
+        if self._rows is None or self._rows_key != key or self._rows.encoder.spec != spec:
+            self._rows = CandidateFeatures(spec, items.items, self.position, history=self.history)
             self._rows_key = key
         return self._rows
 
@@ -92,11 +101,15 @@ class RankerPolicy(Policy):
             request.user_ids, request.candidates, request.slate_index, request.ts, request.day
         )
         cat_t, dense_t = torch.from_numpy(cat), torch.from_numpy(dense)
+        flat_items = np.asarray(request.candidates).reshape(-1)
         enc = rows.encoder
+        has_text = bool(enc.spec.text)
         parts: dict[str, list[torch.Tensor]] = {"p_click": [], "time": [], "p_conv": []}
         n = self.batch_rows
         for s in range(0, B * K, n):
-            out = model.predict(enc.to_batch(cat_t[s : s + n], dense_t[s : s + n]))
+            # n-gram rows per chunk (8·L bytes a candidate: not materialised for the whole request)
+            t = torch.from_numpy(rows.encode_text(flat_items[s : s + n])) if has_text else None
+            out = model.predict(enc.to_batch(cat_t[s : s + n], dense_t[s : s + n], t))
             for k in parts:
                 parts[k].append(out[k])
         return {k: torch.cat(v).numpy().astype(np.float64).reshape(B, K) for k, v in parts.items()}

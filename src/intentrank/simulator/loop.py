@@ -5,7 +5,9 @@ then are served by the policy current at the window's start, their events land i
 after the window each arm's online learner (:class:`~intentrank.serving.incremental.IncrementalTrainer`)
 updates its model from the new events and swaps it in for the next window. An arm can own its learner
 (trained on its own arm's traffic: the deployed-variant setting) or share one; arms without a learner
-(oracles, a frozen model) just serve.
+(oracles, a frozen model) just serve. Before the learners, every arm's user history (a policy's
+``history``, e.g. :class:`~intentrank.serving.ranker.RankerPolicy`'s) consumes the window's events from
+the store, so the next window is served with it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from intentrank.errors import ConfigError
+from intentrank.ranking.history import UserHistory
 from intentrank.serving.incremental import IncrementalTrainer, UpdateReport
 from intentrank.serving.policy import Policy
 from intentrank.simulator.engine import DayResult, Simulator, WindowResult
@@ -78,13 +81,20 @@ def run_loop(
         raise ConfigError(f"learners for unknown arms {unknown}; arms: {sorted(policies)}")
     sim = Simulator(world, dict(policies), arms=arms, seed=seed, daily=True)
     result = LoopResult(sim.kpis, sim.arms, sim.arm_names, updates={a: [] for a in learners}, simulator=sim)
-    t_train = 0.0
+    t_train = t_history = 0.0
     distinct = list({id(lr): lr for lr in learners.values()}.values())
     arm_of = {id(lr): [a for a, x in learners.items() if x is lr] for lr in distinct}
+    histories = list({id(h): h for p in policies.values()
+                      if isinstance(h := getattr(p, "history", None), UserHistory)}.values())  # fmt: skip
+    items = world.catalogue.items
 
     def hook(w: WindowResult) -> None:
-        nonlocal t_train
+        nonlocal t_train, t_history
         result.windows.append(w)
+        t0 = time.perf_counter()
+        for h in histories:
+            h.catch_up(store, items)
+        t_history += time.perf_counter() - t0
         if len(result.windows) % update_every == 0:
             t0 = time.perf_counter()
             for lr in distinct:
@@ -105,5 +115,6 @@ def run_loop(
         result.days = list(sim.iter_days(StoreSink(run), days, on_window=hook, first_day=first_day))
     total = time.perf_counter() - t0
     result.seconds = {"total": round(total, 2), "training": round(t_train, 2),
-                      "simulation_and_scoring": round(total - t_train, 2)}  # fmt: skip
+                      "history": round(t_history, 2),
+                      "simulation_and_scoring": round(total - t_train - t_history, 2)}  # fmt: skip
     return result

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from intentrank.ranking.history import UserHistory
 from intentrank.store.event_store import IMPRESSIONS_ARROW_SCHEMA, ITEMS_ARROW_SCHEMA, RunHandle
 from intentrank.store.files import (
     AtomicParquetWriter,
@@ -108,3 +109,26 @@ class CollectSink:
         t = pa.concat_tables(self.batches, promote_options="permissive")
         i = t.column_names.index("policy")
         return t.set_column(i, "policy", t.column("policy").cast(pa.string()))
+
+
+class HistorySink(CollectSink):
+    """Keeps a day's events and feeds them to a :class:`~intentrank.ranking.history.UserHistory` on
+    :meth:`commit` (call it after each day: a session is served with the history of the days before it,
+    as the training rows' point-in-time features assume). ``then``: another sink the batches go on to."""
+
+    def __init__(self, history: UserHistory, items: pd.DataFrame, then: Any | None = None) -> None:
+        super().__init__()
+        self.history, self.then = history, then
+        self._topics = items[["item_id", "topic"]]
+
+    def __call__(self, batch: pa.Table) -> None:
+        super().__call__(batch)
+        if self.then is not None:
+            self.then(batch)
+
+    def commit(self, *_: Any) -> None:
+        """Feed the kept events to the history and forget them."""
+        if self.batches:
+            events = self.table().to_pandas().merge(self._topics, on="item_id", how="left")
+            self.history.update(events)
+            self.batches = []

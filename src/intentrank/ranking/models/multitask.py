@@ -5,9 +5,10 @@
 ``dwell`` (log1p seconds given a click), ``conversion`` (logit of P(conversion | click)) and, with
 ESMM, ``ctcvr`` (logit of P(click & conversion)); plus the optional shallow bias tower.
 
-Batch dict: categorical long tensors (B,) and dense float tensors (B,) by feature name; for speed a
-batch may instead carry them packed as ``"cat"`` (B, F) and ``"dense"`` (B, D) in the spec's order
-(what :class:`intentrank.ranking.features.FeatureEncoder` produces; the named entries are views).
+Batch dict: categorical long tensors (B,) and dense float tensors (B,) by feature name, text features'
+n-gram ids (B, max_tokens) by name (0 = padding); for speed a batch may instead carry them packed as
+``"cat"`` (B, F), ``"dense"`` (B, D) and ``"text"`` (B, L) in the spec's order (what
+:class:`intentrank.ranking.features.FeatureEncoder` produces; the named entries are views).
 
 References:
     R. Wang et al., "DCN V2: Improved Deep & Cross Network ...", WWW 2021 (the DCN backbones).
@@ -25,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from intentrank.ranking.config import FeatureSpecConfig, ModelConfig, RankerConfig, ShallowTowerConfig
-from intentrank.ranking.layers.embedding import FusedEmbedding
+from intentrank.ranking.layers.embedding import FusedEmbedding, TextEmbedding
 from intentrank.ranking.layers.towers import ShallowTower, TaskTowers
 from intentrank.ranking.models.backbones import build_backbone
 from intentrank.ranking.models.esmm import ctcvr_logit
@@ -38,7 +39,8 @@ RANKER_TASKS: tuple[str, ...] = ("click", "dwell", "conversion")
 class MultiTaskNet(nn.Module):
     """Generic multi-task network returning one logit (or regression output) per task name.
 
-    ``x0 = [embeddings of the categorical features, main dense features, zero padding]`` (B, d) →
+    ``x0 = [embeddings of the categorical features, mean n-gram embedding of each text feature, main
+    dense features, zero padding]`` (B, d) →
     backbone (DCN-V2 stacked / parallel or MMoE, ``model.backbone``) → one tower per task, plus the
     optional shallow bias tower's logit added to every task in training.
 
@@ -85,7 +87,15 @@ class MultiTaskNet(nn.Module):
             if self.cat_names
             else None
         )
+        self.text_names = [f.name for f in features.text]
+        self.text = (
+            TextEmbedding([f.buckets for f in features.text], [f.max_tokens for f in features.text],
+                          features.embedding_dim, sparse_embeddings)
+            if features.text
+            else None
+        )  # fmt: skip
         raw_dim = (self.embedding.out_dim if self.embedding is not None else 0) + len(main)
+        raw_dim += self.text.out_dim if self.text is not None else 0
         in_dim = -(-raw_dim // model.pad_input_to) * model.pad_input_to
         self.pad = in_dim - raw_dim  # constant-zero columns appended to x0 (GEMM alignment)
         self.backbone = build_backbone(in_dim, model, len(self.tasks))
@@ -112,6 +122,14 @@ class MultiTaskNet(nn.Module):
             return torch.zeros(ref.shape[0], 0, device=ref.device)
         return torch.stack([batch[n].float() for n in self.dense_names], dim=1)
 
+    def _text(self, batch: dict[str, Tensor]) -> Tensor:
+        if "text" in batch:
+            return batch["text"]
+        missing = [n for n in self.text_names if n not in batch]
+        if missing:
+            raise KeyError(f"the batch lacks the text feature(s) {missing} (packed 'text' or by name)")
+        return torch.cat([batch[n] for n in self.text_names], dim=1)
+
     def inputs(self, batch: dict[str, Tensor]) -> Tensor:
         """x0 (B, d): concatenated embeddings, the main network's dense features and ``pad`` zeros.
 
@@ -123,6 +141,8 @@ class MultiTaskNet(nn.Module):
         if not self.all_dense_main:
             dense = dense.index_select(1, self.main_dense_idx)
         parts = [] if self.embedding is None else [self.embedding(self._cat(batch))]
+        if self.text is not None:
+            parts.append(self.text(self._text(batch)))
         if dense.shape[1]:
             parts.append(dense)
         if self.pad:
@@ -152,8 +172,9 @@ class MultiTaskNet(nn.Module):
         """One output per task.
 
         Args:
-            batch: Categorical long tensors (B,) and dense float tensors (B,) by feature name, or packed
-                ``"cat"`` (B, F) and ``"dense"`` (B, D).
+            batch: Categorical long tensors (B,), dense float tensors (B,) and text n-gram ids
+                (B, max_tokens) by feature name, or packed ``"cat"`` (B, F), ``"dense"`` (B, D), ``"text"``
+                (B, L).
 
         Returns:
             Task name → (B,) logit (or regression output).

@@ -1,0 +1,308 @@
+"""User-history features, point in time: what the user did before the request.
+
+Per user: clicks and successful reads (click, not bounced, dwell ≥ the long-click threshold) per topic,
+impressions, clicks, the time of the last click (recency) and the number of distinct active days
+(activity, whatever the user clicks). The columns are :data:`intentrank.ranking.config.HISTORY_COLUMNS`.
+
+Two ways to get them, giving the same values:
+
+- training on a logged frame: :func:`history_features_for_events` gives each impression the user's
+  history strictly before its session started (or before the serving window its session started in),
+  so no row sees its own outcome or anything later (no leakage); vectorised (sort + grouped cumulative
+  sums), no Python loop per row;
+- serving: a :class:`UserHistory` consumes events as they arrive (:meth:`UserHistory.update`, once per
+  window) and :meth:`UserHistory.features` answers for (user, candidate) pairs.
+
+An event counts from the start of its session: all of a session's events enter the history together
+(as they do in the loop, which feeds a window's sessions after the window).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from intentrank.errors import DataError
+from intentrank.ranking.config import HISTORY_COLUMNS, FeatureSpecConfig
+from intentrank.ranking.features import SECONDS_PER_DAY
+
+#: ``hours_since_last_click`` of a user who never clicked, and its cap.
+MAX_HOURS_SINCE_CLICK = 720.0
+#: ``user_ctr = (clicks + CTR_PRIOR_CLICKS) / (impressions + CTR_PRIOR_IMPRESSIONS)``.
+CTR_PRIOR_CLICKS, CTR_PRIOR_IMPRESSIONS = 1.0, 10.0
+#: Columns an event frame needs to feed a history.
+EVENT_COLUMNS = ("user_id", "ts", "topic", "click", "bounce", "dwell_s")
+
+
+def history_columns_needed(spec: FeatureSpecConfig) -> list[str]:
+    """The history columns a feature spec reads."""
+    return [f.source for f in spec.dense if f.source in HISTORY_COLUMNS]
+
+
+def _check(frame: pd.DataFrame, what: str) -> None:
+    missing = [c for c in EVENT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"{what}: user-history features need the event columns {missing} (topic: join items)")
+
+
+def _outcomes(frame: pd.DataFrame, long_click_threshold_s: float) -> tuple[np.ndarray, np.ndarray]:
+    click = frame["click"].to_numpy(bool)
+    read = (
+        click
+        & ~frame["bounce"].to_numpy(bool)
+        & (frame["dwell_s"].to_numpy(np.float64) >= long_click_threshold_s)
+    )
+    return click, read
+
+
+def _session_start(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's session start time (the row's own ts without a ``session_id`` column)."""
+    ts = frame["ts"].to_numpy(np.float64)
+    if "session_id" not in frame.columns:
+        return ts
+    return frame.groupby("session_id", sort=False)["ts"].transform("min").to_numpy(np.float64)
+
+
+def _asof(
+    key_e: np.ndarray, t_e: np.ndarray, values: np.ndarray, key_q: np.ndarray, t_q: np.ndarray, how: str
+) -> np.ndarray:
+    """For each query (key, t): the sum (``how="sum"``, values (n, k)) or the max (``"max"``, (n, 1)) of
+    the values of the events with the same key and time strictly before t (sum 0 / max -inf if none)."""
+    n, m, k = len(key_e), len(key_q), values.shape[1]
+    key = np.concatenate([key_e, key_q])
+    t = np.concatenate([t_e, t_q])
+    kind = np.concatenate([np.ones(n, np.int8), np.zeros(m, np.int8)])  # queries first at equal times
+    order = np.lexsort((kind, t, key))
+    fill = 0.0 if how == "sum" else -np.inf
+    vals = np.full((n + m, k), fill)
+    vals[:n] = values
+    v = vals[order]
+    sk = key[order]
+    if how == "sum":
+        cs = np.cumsum(v, axis=0)
+        first = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
+        start = np.repeat(first, np.diff(np.r_[first, len(sk)]))
+        acc = cs - cs[start] + v[start]
+    else:
+        acc = pd.DataFrame(v).groupby(sk, sort=False).cummax().to_numpy()
+    pos = np.empty(n + m, np.int64)
+    pos[order] = np.arange(n + m)
+    return acc[pos[n:]]
+
+
+def _pair_codes(
+    u1: np.ndarray, t1: np.ndarray, u2: np.ndarray, t2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    codes, _ = pd.factorize(pd.MultiIndex.from_arrays([np.r_[u1, u2], np.r_[t1, t2]]))
+    return codes[: len(u1)], codes[len(u1) :]
+
+
+def _assemble(
+    topic_clicks: np.ndarray, topic_reads: np.ndarray, clicks: np.ndarray, impressions: np.ndarray,
+    last_click_ts: np.ndarray, ts: np.ndarray, active_days: np.ndarray,
+) -> pd.DataFrame:  # fmt: skip
+    hours = np.where(np.isfinite(last_click_ts), (ts - last_click_ts) / 3600.0, MAX_HOURS_SINCE_CLICK)
+    cols = {
+        "user_topic_clicks": topic_clicks,
+        "user_topic_reads": topic_reads,
+        "user_clicks": clicks,
+        "user_impressions": impressions,
+        "user_ctr": (clicks + CTR_PRIOR_CLICKS) / (impressions + CTR_PRIOR_IMPRESSIONS),
+        "hours_since_last_click": np.clip(hours, 0.0, MAX_HOURS_SINCE_CLICK),
+        "user_active_days": active_days,
+    }
+    assert list(cols) == list(HISTORY_COLUMNS)
+    return pd.DataFrame({c: np.asarray(v, np.float64) for c, v in cols.items()})
+
+
+def history_features_for_events(
+    frame: pd.DataFrame,
+    *,
+    long_click_threshold_s: float = 30.0,
+    window_s: float | None = None,
+    base: UserHistory | None = None,
+) -> pd.DataFrame:
+    """Point-in-time history columns (:data:`HISTORY_COLUMNS`) of every impression of a logged frame.
+
+    Args:
+        frame: impressions joined with items (``user_id``, ``ts``, ``topic``, ``click``, ``bounce``,
+            ``dwell_s``; ``session_id`` when present: a session's events count from its start).
+        long_click_threshold_s: dwell of a successful read (the label config's long-click threshold).
+        window_s: None: each row sees the events of sessions started strictly before its own session; a
+            number: those started before the serving window (``[k·window_s, (k+1)·window_s)``) its
+            session started in — what a server whose history is updated after each window sees.
+        base: the history before the frame's first event (e.g. an online learner's), added to it.
+
+    Returns:
+        One row per frame row (same order, a fresh RangeIndex), the columns of :data:`HISTORY_COLUMNS`.
+    """
+    _check(frame, "history features")
+    n = len(frame)
+    user = frame["user_id"].to_numpy(np.int64)
+    topic = frame["topic"].astype(str).to_numpy(object)
+    ts = frame["ts"].to_numpy(np.float64)
+    start = _session_start(frame)
+    when = start if window_s is None else np.floor(start / window_s) * window_s
+    click, read = _outcomes(frame, long_click_threshold_s)
+    # per user: impressions, clicks (sums) and the last click time (max)
+    user_sums = _asof(user, when, np.c_[np.ones(n), click], user, when, "sum")
+    last = _asof(user, when, np.where(click, ts, -np.inf)[:, None], user, when, "max")[:, 0]
+    # per (user, topic): clicks and reads, queried at the row's own (user, item topic)
+    ci = np.flatnonzero(click)
+    ke, kq = _pair_codes(user[ci], topic[ci], user, topic)
+    topic_sums = _asof(ke, when[ci], np.c_[np.ones(len(ci)), read[ci]], kq, when, "sum")
+    # active days: the first event of each (user, day) in history order adds one
+    day = np.floor(ts / SECONDS_PER_DAY).astype(np.int64)
+    fresh = day > base.last_day(user) if base is not None else np.ones(n, bool)
+    order = np.lexsort((ts, when))
+    firsts = order[~pd.DataFrame({"u": user[order], "d": day[order]}).duplicated().to_numpy()]
+    firsts = firsts[fresh[firsts]]
+    days = _asof(user[firsts], when[firsts], np.ones((len(firsts), 1)), user, when, "sum")[:, 0]
+    if base is not None:
+        b = base.features(user, topic, ts)
+        return _assemble(
+            b["user_topic_clicks"].to_numpy() + topic_sums[:, 0],
+            b["user_topic_reads"].to_numpy() + topic_sums[:, 1],
+            b["user_clicks"].to_numpy() + user_sums[:, 1],
+            b["user_impressions"].to_numpy() + user_sums[:, 0],
+            np.maximum(base.last_click_ts(user), last), ts,
+            b["user_active_days"].to_numpy() + days,
+        )  # fmt: skip
+    return _assemble(topic_sums[:, 0], topic_sums[:, 1], user_sums[:, 1], user_sums[:, 0], last, ts, days)
+
+
+def add_history_columns(
+    frame: pd.DataFrame, spec: FeatureSpecConfig, long_click_threshold_s: float = 30.0
+) -> pd.DataFrame:
+    """``frame`` with the history columns ``spec`` reads added (point in time, see
+    :func:`history_features_for_events`), unless it already has them all (a new frame; else ``frame``)."""
+    need = history_columns_needed(spec)
+    if not need or all(c in frame.columns for c in need):
+        return frame
+    hist = history_features_for_events(frame, long_click_threshold_s=long_click_threshold_s)
+    out = frame.copy(deep=False)
+    for c in HISTORY_COLUMNS:
+        out[c] = hist[c].to_numpy()
+    return out
+
+
+class UserHistory:
+    """Per-user history state, updated incrementally from event frames (serving side).
+
+    Events must arrive in time order across updates (one window after another); within an update any
+    order. ``watermark`` is the largest ``event_id`` consumed (for :meth:`catch_up`).
+
+    Args:
+        long_click_threshold_s: dwell of a successful read (the label config's long-click threshold).
+
+    Example:
+        >>> import pandas as pd
+        >>> h = UserHistory()
+        >>> _ = h.update(pd.DataFrame({"user_id": [1, 1], "ts": [0.0, 10.0], "topic": ["tech", "sport"],
+        ...     "click": [True, False], "bounce": [False, False], "dwell_s": [60.0, 0.0]}))
+        >>> f = h.features(np.array([1, 2]), np.array(["tech", "tech"]), np.array([3600.0, 3600.0]))
+        >>> f[["user_topic_reads", "user_impressions", "hours_since_last_click"]].to_numpy().tolist()
+        [[1.0, 2.0, 1.0], [0.0, 0.0, 720.0]]
+    """
+
+    _USER_COLS = ("impressions", "clicks", "last_click_ts", "active_days", "last_day")
+
+    def __init__(self, long_click_threshold_s: float = 30.0) -> None:
+        self.long_click_threshold_s = float(long_click_threshold_s)
+        self._users = pd.DataFrame(
+            {c: pd.Series(dtype=np.float64) for c in self._USER_COLS}, index=pd.Index([], dtype=np.int64)
+        )
+        self._topics = pd.DataFrame(
+            {"clicks": pd.Series(dtype=np.float64), "reads": pd.Series(dtype=np.float64)},
+            index=pd.MultiIndex.from_arrays([np.array([], np.int64), np.array([], object)]),
+        )
+        self.watermark = -1
+        self.events = 0
+
+    def __len__(self) -> int:
+        """Users with any history."""
+        return len(self._users)
+
+    def update(self, events: pd.DataFrame) -> UserHistory:
+        """Consume an event frame (impressions joined with items); returns self."""
+        if len(events) == 0:
+            return self
+        _check(events, "user history")
+        user = events["user_id"].to_numpy(np.int64)
+        ts = events["ts"].to_numpy(np.float64)
+        click, read = _outcomes(events, self.long_click_threshold_s)
+        day = np.floor(ts / SECONDS_PER_DAY).astype(np.int64)
+        g = pd.DataFrame({"u": user, "imp": 1.0, "clk": click.astype(np.float64),
+                          "lc": np.where(click, ts, -np.inf), "day": day})  # fmt: skip
+        prev_last_day = self.last_day(user)
+        new_days = g[day > prev_last_day].drop_duplicates(["u", "day"]).groupby("u").size().astype(np.float64)
+        agg = g.groupby("u").agg(
+            impressions=("imp", "sum"), clicks=("clk", "sum"), last_click_ts=("lc", "max"),
+            last_day=("day", "max"),
+        )  # fmt: skip
+        agg["active_days"] = new_days.reindex(agg.index, fill_value=0.0)
+        agg["last_day"] = agg["last_day"].astype(np.float64)
+        old = self._users.reindex(self._users.index.union(agg.index))
+        new = agg.reindex(old.index)
+        merged = pd.DataFrame(index=old.index)
+        for c in ("impressions", "clicks", "active_days"):
+            merged[c] = old[c].fillna(0.0) + new[c].fillna(0.0)
+        for c in ("last_click_ts", "last_day"):
+            merged[c] = np.fmax(old[c].to_numpy(), new[c].to_numpy())
+        merged["last_click_ts"] = merged["last_click_ts"].fillna(-np.inf)
+        self._users = merged[list(self._USER_COLS)]
+        ci = np.flatnonzero(click)
+        if len(ci):
+            t = pd.DataFrame({"u": user[ci], "topic": events["topic"].astype(str).to_numpy(object)[ci],
+                              "clicks": 1.0, "reads": read[ci].astype(np.float64)})  # fmt: skip
+            tagg = t.groupby(["u", "topic"]).sum()
+            self._topics = self._topics.add(tagg, fill_value=0.0) if len(self._topics) else tagg
+        if "event_id" in events.columns:
+            self.watermark = max(self.watermark, int(events["event_id"].max()))
+        self.events += len(events)
+        return self
+
+    def catch_up(self, store: Any, items: pd.DataFrame | None = None, runs: str | list[int] = "all") -> int:
+        """Consume the store's events after :attr:`watermark` (joined with ``items`` for the topic);
+        returns how many."""
+        from intentrank.ranking.events import load_events
+
+        last = int(store.watermark())
+        if last <= self.watermark:
+            return 0
+        new = load_events(store, items, since_event_id=self.watermark, until_event_id=last, runs=runs)
+        self.update(new)
+        self.watermark = last
+        return len(new)
+
+    def _user_col(self, user_ids: np.ndarray, col: str, fill: float) -> np.ndarray:
+        idx = self._users.index.get_indexer(np.asarray(user_ids, np.int64))
+        vals = self._users[col].to_numpy(np.float64)
+        return np.where(idx >= 0, vals[np.maximum(idx, 0)] if len(vals) else fill, fill)
+
+    def last_day(self, user_ids: np.ndarray) -> np.ndarray:
+        """Each user's last active day index (-1 if none)."""
+        return self._user_col(user_ids, "last_day", -1.0)
+
+    def last_click_ts(self, user_ids: np.ndarray) -> np.ndarray:
+        """Each user's last click time (-inf if none)."""
+        return self._user_col(user_ids, "last_click_ts", -np.inf)
+
+    def features(self, user_ids: np.ndarray, candidate_topics: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
+        """The :data:`HISTORY_COLUMNS` of (user, candidate topic) pairs at request times ``ts`` (all (N,))."""
+        user_ids = np.asarray(user_ids, np.int64)
+        topics = np.asarray(candidate_topics).astype(str).astype(object)
+        ts = np.broadcast_to(np.asarray(ts, np.float64), user_ids.shape)
+        if len(self._topics):
+            ti = self._topics.index.get_indexer(pd.MultiIndex.from_arrays([user_ids, topics]))
+            tv = self._topics.to_numpy(np.float64)[np.maximum(ti, 0)]
+            tv[ti < 0] = 0.0
+        else:
+            tv = np.zeros((len(user_ids), 2))
+        return _assemble(
+            tv[:, 0], tv[:, 1], self._user_col(user_ids, "clicks", 0.0),
+            self._user_col(user_ids, "impressions", 0.0), self.last_click_ts(user_ids), ts,
+            self._user_col(user_ids, "active_days", 0.0),
+        )  # fmt: skip
