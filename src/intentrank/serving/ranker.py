@@ -61,8 +61,8 @@ class RankerPolicy(Policy):
         self.name = name or f"ranker(a={f.a:g},b={f.b:g},g={f.g:g})"
         self.position = position
         self.batch_rows = batch_rows
-        self._rows: CandidateFeatures | None = None
-        self._rows_key: tuple[int, int] | None = None
+        #: (key, row builder) of the last item table, one tuple so concurrent requests read a matching pair
+        self._rows: tuple[tuple[int, int], CandidateFeatures] | None = None
 
     @property
     def model(self) -> MultiTaskRanker:
@@ -77,16 +77,21 @@ class RankerPolicy(Policy):
     def candidate_features(self, items: ItemTable, model: MultiTaskRanker) -> CandidateFeatures:
         """The row builder for this item table (item features encoded once per table and feature spec)."""
         key = (id(items.items), id(model.config.features))
-        if self._rows is None or self._rows_key != key:
-            self._rows = CandidateFeatures(model.config.features, items.items, self.position)
-            self._rows_key = key
-        return self._rows
+        cached = self._rows
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        rows = CandidateFeatures(model.config.features, items.items, self.position)
+        self._rows = (key, rows)
+        return rows
 
     @torch.no_grad()
-    def predict(self, request: SlateRequest, items: ItemTable) -> dict[str, np.ndarray]:
-        """(B, K) arrays ``p_click``, ``time`` (seconds), ``p_conv``."""
+    def predict(
+        self, request: SlateRequest, items: ItemTable, model: MultiTaskRanker | None = None
+    ) -> dict[str, np.ndarray]:
+        """(B, K) arrays ``p_click``, ``time`` (seconds), ``p_conv``; ``model`` default: the slot's now
+        (pass the one read with :meth:`ModelSlot.current` to know its version)."""
         B, K = request.candidates.shape
-        model = self.slot.model  # one read: a swap mid-request cannot mix two models
+        model = model if model is not None else self.slot.model  # one read: a swap cannot mix two models
         rows = self.candidate_features(items, model)
         cat, dense = rows.encode(
             request.user_ids, request.candidates, request.slate_index, request.ts, request.day
