@@ -7,7 +7,10 @@ and the default ranker architecture (untrained weights: the arithmetic is the sa
   forward pass, formula × the heuristic penalty, top-20 (``ServiceState.score`` + ``select_slates``);
 * ``feed``: a whole ``ServiceState.feed`` call (the /v1/feed work without HTTP): retrieval (fresh +
   popular + random, minus the session's shown items), ranking, ordering, slate and session bookkeeping;
-  sessions of 5 pages.
+  sessions of 5 pages;
+* ``ingest`` (with ``--ingest-batches N``): batches of 1,000 events of served slates, JSON-validated by
+  the request model and stored by ``ServiceState.ingest`` (one committed transaction each): events/s
+  and the ack latency.
 
 Target of issue 13: p99 ≤ 5 ms for ``rank``. Usage:
 ``.venv/bin/python bench/service_feed.py [--seconds 10] [--stochastic] [--tiny-model]`` (half the time
@@ -29,6 +32,7 @@ import torch
 from intentrank.ranking.config import RankerConfig
 from intentrank.ranking.models.multitask import MultiTaskRanker
 from intentrank.service.config import ServiceConfig
+from intentrank.service.schemas import request_models
 from intentrank.service.state import DAY_S, ServiceState
 from intentrank.serving.ordering import select_slates
 from intentrank.serving.policy import SlateRequest
@@ -55,6 +59,9 @@ def main() -> None:
         "--tiny-model",
         action="store_true",
         help="A tiny architecture (MLP [16], one cross layer): shows what is not the model's forward pass.",
+    )
+    ap.add_argument(
+        "--ingest-batches", type=int, default=20, help="Batches of 1,000 events to ingest (0: skip)."
     )
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -101,6 +108,27 @@ def main() -> None:
             feed_ms.append((time.perf_counter() - t0) * 1e3)
             assert len(body["items"]) == 20
             n += 1
+        ingest_ms: list[float] = []
+        models = request_models(cfg.limits)
+        for b in range(args.ingest_batches):
+            events = []
+            for k in range(50):
+                body = state.feed(1_000_000 + b * 50 + k, "ingest")
+                events += [
+                    {
+                        "slate_id": body["slate_id"],
+                        "item_id": it["item_id"],
+                        "click": j == 0,
+                        "dwell_s": 30.0 if j == 0 else 0.0,
+                    }
+                    for j, it in enumerate(body["items"])
+                ]
+            payload = json.dumps({"events": events})
+            t0 = time.perf_counter()
+            req = models.EventsRequest.model_validate_json(payload)
+            n, _, _ = state.ingest(req.events)  # type: ignore[attr-defined]
+            ingest_ms.append((time.perf_counter() - t0) * 1e3)
+            assert n == 1000
         state.close()
     out = {
         "items": args.items,
@@ -111,6 +139,8 @@ def main() -> None:
         "model": "tiny" if args.tiny_model else "default",
         "rank": _stats(rank_ms),
         "feed": _stats(feed_ms),
+        "ingest_batch_1000": _stats(ingest_ms) if ingest_ms else None,
+        "ingest_events_per_s": round(1e6 / float(np.mean(ingest_ms))) if ingest_ms else None,
         "python": platform.python_version(),
         "torch": torch.__version__,
     }

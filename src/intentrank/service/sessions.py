@@ -49,13 +49,9 @@ class SlateRecord:
     ts: float
     items: np.ndarray  # (S,) int64 item ids, position order
     propensity: np.ndarray  # (S,) float64
+    positions: dict[int, int]  # item id -> 0-based position
     cursor: str  # the cursor that asked for this slate
     response: dict  # the response body, returned again on a retried cursor
-
-    def position_of(self, item_id: int) -> int | None:
-        """0-based position of ``item_id`` in the slate, or None."""
-        hit = np.flatnonzero(self.items == item_id)
-        return int(hit[0]) if len(hit) else None
 
 
 class Sessions:

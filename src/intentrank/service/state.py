@@ -253,6 +253,7 @@ class ServiceState:
             ts=ts,
             items=ids.astype(np.int64),
             propensity=prop.astype(np.float64),
+            positions={int(i): k for k, i in enumerate(ids)},
             cursor=asked_cursor,
             response=body,
         )
@@ -282,75 +283,51 @@ class ServiceState:
     # -- events -----------------------------------------------------------------------------------------
     def ingest(self, events: list[Any]) -> tuple[int, int, int]:
         """Store a batch durably; returns (count, first event_id, last event_id). All or nothing."""
-        rows: dict[str, list[Any]] = {
-            k: []
-            for k in (
-                "ts",
-                "day",
-                "user_id",
-                "session_id",
-                "slate_id",
-                "slate_index",
-                "position",
-                "item_id",
-                "policy",
-                "propensity",
-                "click",
-                "dwell_s",
-                "bounce",
-                "conversion",
-            )
-        }
-        pairs: list[tuple[int, int]] = []
-        clicked: list[tuple[int, int]] = []
+        recs: list[SlateRecord] = []
+        positions: list[int] = []
+        known: dict[int, SlateRecord] = {}
         for i, ev in enumerate(events):
-            rec = self.slates.get(ev.slate_id)
+            rec = known.get(ev.slate_id) or self.slates.get(ev.slate_id)
             if rec is None:
                 raise ServiceError(
                     404,
                     f"events.{i}: unknown slate_id {ev.slate_id} (not served by this process, or older "
                     f"than the last {self.config.limits.max_slates:,} slates)",
                 )
-            pos = rec.position_of(ev.item_id)
+            known[ev.slate_id] = rec
+            pos = rec.positions.get(ev.item_id)
             if pos is None:
                 raise ServiceError(
                     422, f"events.{i}: item_id {ev.item_id} was not shown in slate {ev.slate_id}"
                 )
-            pairs.append((ev.slate_id, ev.item_id))
-            if ev.click:
-                clicked.append((rec.user_id, ev.item_id))
-            for k, v in (
-                ("ts", rec.ts),
-                ("day", int(rec.ts // DAY_S)),
-                ("user_id", rec.user_id),
-                ("session_id", rec.session_local_id),
-                ("slate_id", rec.slate_id - self.run.slate_offset),
-                ("slate_index", rec.slate_index),
-                ("position", pos),
-                ("item_id", ev.item_id),
-                ("policy", rec.arm),
-                ("propensity", float(rec.propensity[pos])),
-                ("click", ev.click),
-                ("dwell_s", ev.dwell_s),
-                ("bounce", ev.bounce),
-                ("conversion", ev.conversion),
-            ):
-                rows[k].append(v)
+            recs.append(rec)
+            positions.append(pos)
+        pairs = [(ev.slate_id, ev.item_id) for ev in events]
         if len(set(pairs)) != len(pairs):
             seen: set[tuple[int, int]] = set()
             dup = next(p for p in pairs if p in seen or seen.add(p))  # type: ignore[func-returns-value]
             raise ServiceError(409, f"duplicate event in the batch: slate {dup[0]}, item {dup[1]}")
-        frame = pd.DataFrame(rows).astype(
+        ts = np.array([r.ts for r in recs], np.float64)
+        offset = self.run.slate_offset
+        frame = pd.DataFrame(
             {
-                "day": "int32",
-                "slate_index": "int16",
-                "position": "int16",
-                "user_id": "int64",
-                "session_id": "int64",
-                "slate_id": "int64",
-                "item_id": "int64",
+                "ts": ts,
+                "day": (ts // DAY_S).astype(np.int32),
+                "user_id": np.array([r.user_id for r in recs], np.int64),
+                "session_id": np.array([r.session_local_id for r in recs], np.int64),
+                "slate_id": np.array([r.slate_id - offset for r in recs], np.int64),
+                "slate_index": np.array([r.slate_index for r in recs], np.int16),
+                "position": np.array(positions, np.int16),
+                "item_id": np.array([ev.item_id for ev in events], np.int64),
+                "policy": [r.arm for r in recs],
+                "propensity": np.array([r.propensity[p] for r, p in zip(recs, positions, strict=True)]),
+                "click": np.array([ev.click for ev in events], bool),
+                "dwell_s": np.array([ev.dwell_s for ev in events], np.float64),
+                "bounce": np.array([ev.bounce for ev in events], bool),
+                "conversion": np.array([ev.conversion for ev in events], bool),
             }
         )
+        clicked = [(r.user_id, ev.item_id) for r, ev in zip(recs, events, strict=True) if ev.click]
         with self._store_lock:
             if self.closed:
                 raise ServiceError(503, "the service is shutting down")
