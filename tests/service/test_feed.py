@@ -96,6 +96,8 @@ def test_cursor_retry_returns_the_same_slate_and_stale_cursor_is_refused(client:
     assert third["slate_id"] != second["slate_id"]
     r = client.post("/v1/feed", json={"user_id": 1, "session_id": "c", "cursor": "bogus"})
     assert r.status_code == 409 and "stale cursor" in r.json()["detail"]
+    r = client.post("/v1/feed", json={"user_id": 1, "session_id": "never-seen", "cursor": first["cursor"]})
+    assert r.status_code == 410 and "unknown or expired" in r.json()["detail"]
 
 
 def test_clicked_items_leave_the_users_next_feed(client: TestClient) -> None:

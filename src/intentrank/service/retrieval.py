@@ -39,6 +39,7 @@ class ItemSnapshot:
     retired: np.ndarray  # (n,) bool
     live_ids: np.ndarray  # ids not retired, ascending
     fresh_order: np.ndarray  # live ids, newest publish_ts first
+    titles: np.ndarray  # (n,) object, for responses without a pandas lookup per request
 
     def __len__(self) -> int:
         return len(self.items)
@@ -48,7 +49,8 @@ class ItemSnapshot:
         cb = items["clickbait_score"].to_numpy(np.float64)
         live = np.flatnonzero(~retired).astype(np.int64)
         pub = items["publish_ts"].to_numpy(np.float64)[live]
-        return cls(items, cb, categorize(cb), retired, live, live[np.argsort(-pub, kind="stable")])
+        fresh = live[np.argsort(-pub, kind="stable")]
+        return cls(items, cb, categorize(cb), retired, live, fresh, items["title"].to_numpy(object))
 
     def category_name(self, item_id: int) -> str:
         return CATEGORIES[int(self.category[item_id])]
@@ -107,7 +109,7 @@ class LiveItems:
             retired = snap.retired.copy()
             newly = int((~retired[ids]).sum())
             retired[ids] = True
-            self.snapshot = ItemSnapshot.build(snap.items, retired)
+            self.snapshot = ItemSnapshot.build(snap.items, retired)  # the same frame: features stay cached
             return newly
 
     def record_clicks(self, item_ids: np.ndarray) -> None:

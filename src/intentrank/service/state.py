@@ -154,6 +154,13 @@ class ServiceState:
             if cursor is not None and cursor != session.cursor:
                 if last is not None and cursor == last.cursor:
                     return last.response  # a retried request: the same slate again
+                if last is None:
+                    raise ServiceError(
+                        410,
+                        f"session {session_key!r} of user {user_id} is unknown or expired (idle more than "
+                        f"{self.config.limits.session_ttl_s:g} s, or this process restarted): "
+                        "ask again without a cursor to start it anew",
+                    )
                 raise ServiceError(
                     409,
                     f"stale cursor {cursor!r} for session {session_key!r}: the next page's cursor is "
@@ -220,8 +227,7 @@ class ServiceState:
                 o, p = select_slates(scores, S, name=arm)
             order, prop = o[0], p[0]
         ids = cand[order]
-        items_df = snap.items
-        titles = items_df["title"].to_numpy()[ids]
+        titles = snap.titles[ids]
         out_items = []
         for k, (col, item) in enumerate(zip(order, ids, strict=True)):
             entry: dict[str, Any] = {
