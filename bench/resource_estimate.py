@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 import tracemalloc
 
-from intentrank.simulator.experiment import simulate
-
 from intentrank.simulator import resources
+from intentrank.simulator.ab import simulate
 from intentrank.simulator.catalogue import synthetic_catalogue
 from intentrank.simulator.config import SimulatorConfig
 

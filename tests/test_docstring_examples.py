@@ -19,6 +19,8 @@ MODULES = [
     "intentrank.ranking.losses",
     "intentrank.stats.compare",
     "intentrank.stats.srm",
+    "intentrank.stats.multiple",
+    "intentrank.stats.calibration",
     "intentrank.mitigation.heuristic",
     "intentrank.mitigation.aux_loss",
     "intentrank.mitigation.adversarial",

@@ -127,3 +127,16 @@ def test_catalogue_too_small_for_candidates(small_catalogue) -> None:
     cfg = CFG.model_copy(update={"candidates": 5000})
     with pytest.raises(ConfigError, match="candidates"):
         Simulator(World.create(small_catalogue, cfg), get_policy("random"))
+
+
+def test_day_frames_split_the_run_by_day(small_catalogue) -> None:
+    world = World.create(small_catalogue, CFG, seed=0)
+    sim = Simulator(world, [get_policy("ctr_oracle"), get_policy("random")], seed=1, daily=True)
+    whole = sim.run().frame(sim.arms, sim.arm_names)
+    days = [sim.day_frame(d) for d in range(CFG.days)]
+    for col in ("impressions", "clicks", "conversions", "impressions_heavy"):
+        assert sum(int(d[col].sum()) for d in days) == int(whole[col].sum())
+    assert all(d["impressions"].sum() > 0 for d in days)
+    assert set(days[1]["return_rate"].unique()) <= {0.0, 1.0} and days[0]["return_rate"].sum() == 0
+    with pytest.raises(IntentRankError, match="daily=True"):
+        Simulator(world, get_policy("random")).day_frame(0)

@@ -118,3 +118,13 @@ def test_candidates_beyond_the_live_catalogue_are_refused(living) -> None:
     cfg = CFG.model_copy(update={"candidates": 500})
     with pytest.raises(ConfigError, match=r"exceeds simulator\.living\.live_items"):
         Simulator(World.create(living, cfg, seed=0), get_policy("random"))
+
+
+def test_a_run_can_continue_the_timeline_from_a_later_day(pool) -> None:
+    cat = living_catalogue(pool, LIVING, days=3, seed=1)
+    sink = CollectSink()
+    Simulator(World.create(cat, CFG, seed=0), get_policy("random"), seed=0).run(sink, days=1, first_day=2)
+    ev = sink.table().to_pandas()
+    assert set(ev["day"]) == {2} and ev["ts"].min() >= 2 * 86_400
+    # items shown were live on day 2, not at the start of the schedule
+    assert (cat.publish_ts64[ev["item_id"].to_numpy()] > 86_400).mean() > 0.3

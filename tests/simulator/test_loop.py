@@ -88,3 +88,11 @@ def test_the_loop_needs_a_living_world(tmp_path) -> None:
     world = World.create(synthetic_catalogue(500), SimulatorConfig(users=10, days=1, candidates=40), seed=0)
     with EventStore(tmp_path / "x.duckdb") as store, pytest.raises(ConfigError, match="living world"):
         run_loop(world, {"r": get_policy("random")}, store)
+
+
+def test_per_day_kpis_add_up_to_the_whole_loop(two_runs) -> None:
+    res = two_runs[0][0]
+    whole = res.per_user()
+    day0 = res.day_frame(0)
+    assert day0["impressions"].sum() == whole["impressions"].sum() > 0  # a one-day loop
+    assert list(day0["arm"]) == list(whole["arm"])

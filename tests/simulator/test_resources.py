@@ -10,12 +10,12 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from intentrank.simulator.experiment import simulate
 from typer.testing import CliRunner
 
 from intentrank.cli.main import app
 from intentrank.config import IntentRankConfig, ResourcesConfig, load_config
 from intentrank.errors import ConfigError
+from intentrank.simulator.ab import simulate
 from intentrank.simulator.config import SimulatorConfig
 from intentrank.simulator.resources import (
     BASE_BYTES,

@@ -37,18 +37,26 @@ def train(
     aux loss, down-weighting, RL alignment) are applied; the serving-only ``heuristic`` is not part of a
     model and is applied where the model serves (``simulate --policy heuristic --base ranker``).
     """
+    from intentrank.cli.common import check_output_dir
     from intentrank.config import load_config
     from intentrank.mitigation.pipeline import MitigationPlan
+    from intentrank.ranking.checkpoint import check_resume_compatible
     from intentrank.ranking.trainer import Trainer
 
-    train_over = {k: v for k, v in (("epochs", epochs), ("threads", threads)) if v is not None}
-    overrides = {"ranker": {"train": train_over}} if train_over else None
-    full = load_config(config, overrides)
+    flags = [("ranker.train.epochs", epochs, "--epochs"), ("ranker.train.threads", threads, "--threads")]
+    full = load_config(config, flags)
     plan = MitigationPlan(full.mitigation)
     cfg = plan.ranker_config(full.ranker)
-    if resume:
+    check_output_dir(out, "--out")  # before any work: a file or an unwritable place is refused now
+    if resume and config is not None:  # a config's architecture must be the checkpoint's
+        check_resume_compatible(out, cfg)
         trainer = Trainer.load(out, cfg, warm_start=True)
         trainer.model_factory = plan.build_model
+    elif resume:  # no config: continue with the checkpoint's own settings, the flags over them
+        trainer = Trainer.load(out, warm_start=True)
+        saved = trainer.config_
+        train_over = {k: v for k, v in (("epochs", epochs), ("threads", threads)) if v is not None}
+        trainer.config = saved.model_copy(update={"train": saved.train.model_copy(update=train_over)})
     else:
         trainer = plan.make_trainer(full.ranker)
     result = plan.fit(trainer, events if events is not None else Path(full.store.path))

@@ -117,4 +117,6 @@ def make_head(params: dict[str, Any]) -> RidgeHead | MLPHead:
     """A head from its ``params()`` dict."""
     p = dict(params)
     kind = p.pop("kind")
+    if kind not in ("ridge", "mlp"):
+        raise ValueError(f"head kind must be 'ridge' or 'mlp', got {kind!r}")
     return RidgeHead(**p) if kind == "ridge" else MLPHead(**p)

@@ -22,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, Field
 
 from intentrank.clickbait.backends.base import Backend, backend_class
 from intentrank.clickbait.categories import CATEGORIES, categorize
 from intentrank.clickbait.config import MODEL_FILE, ClickbaitConfig
+from intentrank.clickbait.files import check_array, load_npz, read_json_model
 from intentrank.clickbait.text import normalise_titles
-from intentrank.errors import IntentRankError
+from intentrank.errors import DataError, IntentRankError
 
 #: The model shipped inside the package (trained by ``intentrank clickbait train``).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
@@ -219,27 +221,42 @@ class ClickbaitScorer:
         meta_path = d / MODEL_FILE
         if not meta_path.is_file():
             raise IntentRankError(f"no clickbait model at {d} (missing {MODEL_FILE})")
+        meta = read_json_model(meta_path, _ModelFile, "malformed clickbait model")
+        if meta.format_version != FORMAT_VERSION:
+            raise IntentRankError(f"{meta_path}: unsupported format_version {meta.format_version!r}")
+        cfg = (config or ClickbaitConfig()).model_copy(
+            update={"max_chars": meta.max_chars, "empty_score": meta.empty_score}
+        )
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            if meta.get("format_version") != FORMAT_VERSION:
-                raise IntentRankError(
-                    f"{meta_path}: unsupported format_version {meta.get('format_version')!r}"
-                )
-            cfg = (config or ClickbaitConfig()).model_copy(
-                update={"max_chars": meta["max_chars"], "empty_score": meta["empty_score"]}
-            )
-            backend = backend_class(meta["backend"]).load(d, meta["params"])
-        except (KeyError, TypeError, ValueError, OSError) as err:
+            backend = backend_class(meta.backend).load(d, meta.params)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
             if isinstance(err, IntentRankError):
                 raise
-            raise IntentRankError(f"{d}: malformed clickbait model ({type(err).__name__}: {err})") from None
+            what = f"missing key {err}" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
+            raise DataError(f"{meta_path}: malformed {meta.backend} params ({what})") from None
         self = cls(backend, cfg)
         self.fitted = True
-        if (d / CACHE_FILE).is_file():
-            with np.load(d / CACHE_FILE) as z:
-                self.cache = (z["keys"], z["values"].astype(np.float64))
-        self.info = meta.get("info", {})
+        cache = d / CACHE_FILE
+        if cache.exists():
+            z = load_npz(cache, ("keys", "values"))
+            keys = check_array(cache, "keys", z["keys"])
+            values = check_array(cache, "values", z["values"], len(keys))
+            if keys.dtype != np.uint64:
+                raise DataError(f"{cache}: array 'keys' has dtype {keys.dtype}, expected uint64")
+            self.set_cache(keys, values)
+        self.info = meta.info
         return self
+
+
+class _ModelFile(BaseModel):
+    """Shape of ``model.json`` (validated on load, so a mistyped file is named, not a traceback)."""
+
+    format_version: int
+    backend: str
+    params: dict[str, Any]
+    max_chars: int = Field(ge=1)
+    empty_score: float = Field(ge=0.0, le=1.0)
+    info: dict[str, Any] = Field(default_factory=dict)
 
 
 def title_keys(normalised: Sequence[str]) -> np.ndarray:

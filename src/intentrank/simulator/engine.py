@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from intentrank.errors import ConfigError, IntentRankError
@@ -127,7 +128,10 @@ class Simulator:
         policies: Policy | Sequence[Policy] | Mapping[str, Policy],
         arms: np.ndarray | None = None,
         seed: int = 0,
+        daily: bool = False,
     ) -> None:
+        """``daily``: keep an end-of-day snapshot of every user's counters (per-day KPIs, see
+        :meth:`day_frame`; costs the KPI arrays' memory once per day)."""
         if isinstance(policies, Policy):
             policies = [policies]
         if isinstance(policies, Mapping):
@@ -163,6 +167,10 @@ class Simulator:
         self.arms = arms.astype(np.int16)
         self.seed = int(seed)
         self.kpis = KPIAccumulator(n_users, cfg.days)
+        #: end-of-day snapshots of ``kpis`` (per-day KPIs: ``snapshots[d].since(snapshots[d - 1])``)
+        self.snapshots: list[KPIAccumulator] = []
+        self.daily = daily
+        self.first_day = 0
         self._coprimes_by_n: dict[int, np.ndarray] = {}
         self._session_counter = 0
         self._slate_counter = 0
@@ -176,12 +184,14 @@ class Simulator:
         days: int | None = None,
         on_day: Callable[[DayResult], None] | None = None,
         on_window: Callable[[WindowResult], None] | None = None,
+        first_day: int = 0,
     ) -> KPIAccumulator:
-        """Simulate ``days`` days (default ``config.days``); returns the per-user KPI accumulator.
+        """Simulate ``days`` days (default ``config.days``) from day ``first_day`` on; returns the per-user
+        KPI accumulator.
 
         ``on_window`` (living world only) is called after each window's events reached ``sink``: the place
         where an online learner updates the policies' models before the next window."""
-        for result in self.iter_days(sink, days, on_window):
+        for result in self.iter_days(sink, days, on_window, first_day):
             if on_day is not None:
                 on_day(result)
         return self.kpis
@@ -191,11 +201,14 @@ class Simulator:
         sink: EventSink | None = None,
         days: int | None = None,
         on_window: Callable[[WindowResult], None] | None = None,
+        first_day: int = 0,
     ) -> Iterator[DayResult]:
         """Simulate day by day, yielding after each (events of the day already handed to ``sink``).
 
         Static catalogue: each day's users run arm by arm in batches. Living world: the day runs in
-        windows of ``living.window_min`` minutes in time order (see :meth:`_run_windows`)."""
+        windows of ``living.window_min`` minutes in time order (see :meth:`_run_windows`). ``first_day``
+        continues a timeline (e.g. a loop after a logging phase on the same world): days, timestamps and
+        random streams are those of days ``first_day …``; per-day snapshots count from it."""
         cfg = self.world.config
         n_days = cfg.days if days is None else days
         if n_days < 1:
@@ -207,7 +220,10 @@ class Simulator:
         users = self.world.users
         active = np.ones(len(users), dtype=bool)
         all_items = np.arange(len(self.world.catalogue), dtype=np.int64)
-        for day in range(n_days):
+        if first_day < 0:
+            raise ConfigError(f"first_day must be ≥ 0, got {first_day}")
+        self.first_day = first_day
+        for day in range(first_day, first_day + n_days):
             imp0, clk0 = self.kpis.impressions.sum(), self.kpis.clicks.sum()
             n_active = int(active.sum())
             if self.world.catalogue.living:
@@ -221,7 +237,7 @@ class Simulator:
                         self._run_batch(batch, arm, day, rng, buffer, all_items)
             buffer.flush()
             self.kpis.active_days[active] += 1
-            if day > 0:
+            if day > first_day:
                 self.kpis.returned_days[active] += 1
             # overnight: trust drifts back toward its long-run level, then each user decides to return
             bcfg = cfg.behaviour
@@ -230,9 +246,22 @@ class Simulator:
             active = rng.random(len(users), dtype=np.float32) < bh.return_prob(
                 users.trust, users.activity_offset, bcfg
             )
+            if self.daily:
+                self.snapshots.append(self.kpis.snapshot())
             yield DayResult(
                 day, n_active, int(self.kpis.impressions.sum() - imp0), int(self.kpis.clicks.sum() - clk0)
             )
+
+    def day_frame(self, day: int) -> pd.DataFrame:
+        """Per-user KPIs of one simulated day (column ``arm``); ``return_rate`` is 1 for users active on
+        that day who had been active before."""
+        if not self.daily:
+            raise IntentRankError("per-day KPIs need Simulator(..., daily=True)")
+        d = day - self.first_day
+        if not 0 <= d < len(self.snapshots):
+            raise IntentRankError(f"day {day} has not been simulated (days so far: {len(self.snapshots)})")
+        before = self.snapshots[d - 1] if d > 0 else None
+        return self.snapshots[d].since(before, days=2).frame(self.arms, self.arm_names)
 
     # -- the living world: a day in windows ----------------------------------------------------
     def _run_windows(

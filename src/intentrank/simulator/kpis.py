@@ -64,6 +64,23 @@ class KPIAccumulator:
         for c in range(self.by_category.shape[1]):
             self.by_category[u, c] += (cats == c).sum(axis=1)
 
+    def snapshot(self) -> KPIAccumulator:
+        """A copy of the counters as they are now (take one at each day's end for per-day KPIs)."""
+        out = KPIAccumulator.__new__(KPIAccumulator)
+        out.__dict__ = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
+        return out
+
+    def since(self, earlier: KPIAccumulator | None, days: int = 1) -> KPIAccumulator:
+        """The counters accumulated after ``earlier`` (a snapshot; None = from the start), as a
+        ``days``-day accumulator: e.g. one day of a run from two consecutive end-of-day snapshots."""
+        out = self.snapshot()
+        out.days = days
+        if earlier is not None:
+            for k, v in out.__dict__.items():
+                if isinstance(v, np.ndarray):
+                    v -= earlier.__dict__[k]
+        return out
+
     def frame(self, arms: np.ndarray | None = None, arm_names: Sequence[str] | None = None) -> pd.DataFrame:
         """Per-user KPI table: one row per user (users never active have zeros)."""
         df = pd.DataFrame(

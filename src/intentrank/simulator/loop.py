@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from intentrank.errors import ConfigError
 from intentrank.serving.incremental import IncrementalTrainer, UpdateReport
@@ -37,6 +38,16 @@ class LoopResult:
     updates: dict[str, list[UpdateReport]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     run_id: int | None = None
+    simulator: Simulator | None = None
+
+    def per_user(self) -> pd.DataFrame:
+        """Per-user KPIs over the whole loop (column ``arm``)."""
+        return self.kpis.frame(self.arms, self.arm_names)
+
+    def day_frame(self, day: int) -> pd.DataFrame:
+        """Per-user KPIs of one day of the loop (column ``arm``)."""
+        assert self.simulator is not None
+        return self.simulator.day_frame(day)
 
 
 def run_loop(
@@ -48,12 +59,15 @@ def run_loop(
     seed: int = 0,
     update_every: int = 1,
     arms: np.ndarray | None = None,
+    days: int | None = None,
+    first_day: int = 0,
     on_window: Callable[[WindowResult], None] | None = None,
 ) -> LoopResult:
     """Simulate ``world`` (a living catalogue) with ``policies`` as arms, writing events to a new run of
     the event store ``store``;
     after every ``update_every`` windows each learner in ``learners`` (keyed by arm; the same learner may
-    serve several arms) updates from the store. Returns the per-user KPIs and the loop's record."""
+    serve several arms) updates from the store. ``days`` (default ``simulator.days``) from ``first_day`` on
+    (continuing a logging phase's timeline on the same world). Returns the per-user KPIs and the record."""
     if not world.catalogue.living:
         raise ConfigError("the loop needs the living world (simulator.living.enabled and a living catalogue)")
     if update_every < 1:
@@ -62,8 +76,8 @@ def run_loop(
     unknown = sorted(set(learners) - set(policies))
     if unknown:
         raise ConfigError(f"learners for unknown arms {unknown}; arms: {sorted(policies)}")
-    sim = Simulator(world, dict(policies), arms=arms, seed=seed)
-    result = LoopResult(sim.kpis, sim.arms, sim.arm_names, updates={a: [] for a in learners})
+    sim = Simulator(world, dict(policies), arms=arms, seed=seed, daily=True)
+    result = LoopResult(sim.kpis, sim.arms, sim.arm_names, updates={a: [] for a in learners}, simulator=sim)
     t_train = 0.0
     distinct = list({id(lr): lr for lr in learners.values()}.values())
     arm_of = {id(lr): [a for a, x in learners.items() if x is lr] for lr in distinct}
@@ -88,7 +102,7 @@ def run_loop(
         seed=seed, policy=",".join(sim.arm_names), command="loop", on_existing="append", shared_users=True
     ) as run:
         result.run_id = run.run_id
-        result.days = list(sim.iter_days(StoreSink(run), on_window=hook))
+        result.days = list(sim.iter_days(StoreSink(run), days, on_window=hook, first_day=first_day))
     total = time.perf_counter() - t0
     result.seconds = {"total": round(total, 2), "training": round(t_train, 2),
                       "simulation_and_scoring": round(total - t_train, 2)}  # fmt: skip

@@ -41,6 +41,8 @@ def srm_check(
 ) -> SRMResult:
     """Chi-square test of arm sizes ``observed`` against ``expected_share`` (default: equal split).
 
+    Kept beside tea-tasting's ``SampleRatio`` because it takes any number of arms at once; with two
+    arms it equals ``SampleRatio(method="norm", correction=False)`` (tests/stats/test_crosscheck.py).
     The conventional alarm level is p < 0.001 (a mismatch that small chance rarely produces). A
     mismatch means the assignment or the logging is broken, and the comparison's figures cannot be
     trusted whatever their confidence intervals say.

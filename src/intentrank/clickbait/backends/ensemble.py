@@ -102,12 +102,18 @@ class EnsembleBackend(Backend):
 
     @classmethod
     def load(cls, directory: Path, params: dict[str, Any]) -> EnsembleBackend:
-        members = [
-            backend_class(m["backend"]).load(directory / m["dir"], m["params"]) for m in params["members"]
-        ]
+        members = []
+        for m in params["members"]:
+            sub = Path(m["dir"])
+            if sub.name != m["dir"] or sub.name in ("", ".", ".."):  # stay inside the model directory
+                raise ValueError(f"member dir must be a plain directory name, got {m['dir']!r}")
+            members.append(backend_class(m["backend"]).load(directory / sub, m["params"]))
+        coef = np.asarray(params["coef"], dtype=np.float64)
+        if coef.shape != (len(members) + 1,) or not np.isfinite(coef).all():
+            raise ValueError(f"coef must be {len(members) + 1} finite numbers (intercept + one per member)")
         warp = params.get("warp")
         return cls(
-            members, np.asarray(params["coef"]), params["val_fraction"], params["seed"],
+            members, coef, params["val_fraction"], params["seed"],
             warp=None if warp is None else MonotoneWarp.from_dict(warp), use_warp=warp is not None,
             threshold=params.get("threshold", 0.5),
         )  # fmt: skip

@@ -16,7 +16,7 @@ import numpy as np
 from intentrank.clickbait.backends.base import Backend
 from intentrank.clickbait.config import ClickbaitConfig
 from intentrank.clickbait.encoder import _paths
-from intentrank.errors import IntentRankError
+from intentrank.errors import DataError, IntentRankError
 
 
 class FinetunedBackend(Backend):
@@ -51,7 +51,18 @@ class FinetunedBackend(Backend):
         tok.enable_padding(pad_id=0, pad_token="[PAD]")
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        self._session = ort.InferenceSession(str(self.model_file), opts, providers=["CPUExecutionProvider"])
+        try:
+            self._session = ort.InferenceSession(
+                str(self.model_file), opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as err:  # onnxruntime raises its own classes (InvalidProtobuf, Fail, ...)
+            why = "the file is empty" if self.model_file.stat().st_size == 0 else type(err).__name__
+            raise DataError(
+                f"{self.model_file}: not a readable ONNX model, corrupt or truncated ({why})"
+            ) from None
+        names = [o.name for o in self._session.get_outputs()]
+        if "score" not in names:
+            raise DataError(f"{self.model_file}: ONNX model has no 'score' output (outputs: {names})")
         self._tokenizer = tok
 
     def predict(self, titles: list[str]) -> np.ndarray:
@@ -91,7 +102,10 @@ class FinetunedBackend(Backend):
 
     @classmethod
     def load(cls, directory: Path, params: dict[str, Any]) -> FinetunedBackend:
-        self = cls(**params)
+        ints = {k: int(params[k]) for k in ("epochs", "max_tokens", "batch_size")}
+        self = cls(**ints, lr=float(params["lr"]))
+        if self.max_tokens < 1 or self.batch_size < 1:
+            raise ValueError("max_tokens and batch_size must be >= 1")
         self.model_file = directory / cls.FILE
         if not self.model_file.is_file():
             raise IntentRankError(f"{directory}: missing {cls.FILE}")

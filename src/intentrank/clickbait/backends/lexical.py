@@ -13,6 +13,7 @@ import numpy as np
 
 from intentrank.clickbait.backends.base import Backend
 from intentrank.clickbait.config import ClickbaitConfig
+from intentrank.clickbait.files import check_array, load_npz
 from intentrank.clickbait.hashing import HashedTfidf, HashSpec
 
 
@@ -66,10 +67,14 @@ class LexicalBackend(Backend):
 
     @classmethod
     def load(cls, directory: Path, params: dict[str, Any]) -> LexicalBackend:
-        self = cls(alpha=params["alpha"], spec=HashSpec(**params["spec"]))
-        with np.load(directory / cls.FILE) as z:
-            self.coef = z["coef"]
-            self.features.idf_char = z["idf_char"]
-            self.features.idf_word = z["idf_word"]
+        spec = HashSpec(**params["spec"])
+        if not all(isinstance(v, int) and 0 < v <= 30 for v in asdict(spec).values()):
+            raise ValueError(f"spec values must be integers in 1..30, got {asdict(spec)}")
+        self = cls(alpha=float(params["alpha"]), spec=spec)
+        path = directory / cls.FILE
+        z = load_npz(path, ("coef", "idf_char", "idf_word"))
+        self.coef = check_array(path, "coef", z["coef"], spec.n_features)
+        self.features.idf_char = check_array(path, "idf_char", z["idf_char"], 2**spec.char_bits)
+        self.features.idf_word = check_array(path, "idf_word", z["idf_word"], 2**spec.word_bits)
         self.intercept = float(params["intercept"])
         return self

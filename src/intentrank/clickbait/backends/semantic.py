@@ -9,8 +9,10 @@ import numpy as np
 
 from intentrank.clickbait.backends.base import Backend
 from intentrank.clickbait.config import ClickbaitConfig
-from intentrank.clickbait.encoder import POOLINGS, MiniLMEncoder
+from intentrank.clickbait.encoder import DIM, POOLINGS, MiniLMEncoder
+from intentrank.clickbait.files import load_npz
 from intentrank.clickbait.heads import MLPHead, RidgeHead, make_head
+from intentrank.errors import DataError
 
 _ENCODERS: dict[tuple[str, ...], MiniLMEncoder] = {}
 
@@ -73,6 +75,19 @@ class SemanticBackend(Backend):
     @classmethod
     def load(cls, directory: Path, params: dict[str, Any]) -> SemanticBackend:
         head = make_head(params["head"])
-        with np.load(directory / cls.FILE) as z:
-            head.arrays = {k: z[k] for k in z.files}
-        return cls(head=head, poolings=tuple(params["poolings"]), batch_size=params["batch_size"])
+        poolings = tuple(params["poolings"])
+        if not poolings or not set(poolings) <= set(POOLINGS):
+            raise ValueError(f"poolings must be some of {POOLINGS}, got {poolings}")
+        dim = DIM * len(poolings)
+        if isinstance(head, RidgeHead):
+            shapes = {"coef": (dim,), "bias": (1,)}
+        else:
+            h = head.hidden
+            shapes = {"mu": (dim,), "sd": (dim,), "w1": (dim, h), "b1": (h,), "w2": (h,), "b2": (1,)}
+        path = directory / cls.FILE
+        arrays = load_npz(path, shapes)
+        for k, shape in shapes.items():
+            if arrays[k].shape != shape:
+                raise DataError(f"{path}: array {k!r} has shape {arrays[k].shape}, expected {shape}")
+        head.arrays = arrays
+        return cls(head=head, poolings=poolings, batch_size=int(params["batch_size"]))

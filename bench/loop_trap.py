@@ -1,0 +1,201 @@
+"""The feedback loop, measured: click-trained vs intent-trained rankers learning from their own traffic.
+
+A living world (items published, live, retired; ``simulator.living``) is first logged for ``--log-days``
+under the uniformly random policy; two rankers are trained on that log — one on raw clicks, one on
+downstream signals (successful long clicks as positives, conversions weighted up) — and then each serves
+its own arm and learns from that arm's traffic after every ``--window-min`` simulated minutes (warm start,
+the window's events plus a bounded replay), for ``--days`` days on the same users. Two reference arms serve
+beside them: ``truth_formula`` (true P(click)·E[t|click]^0.8, the yardstick) and ``ctr_oracle``.
+
+Prints, per day and arm, the heavy-clickbait impression share, CTR, time spent, conversions and return
+rate (per-user, 95% CIs: ratios by the delta method, means by a normal interval), the comparison
+``intent`` vs ``clicks`` per day, and where the seconds went (simulation and scoring vs training).
+
+Usage: ``.venv/bin/python bench/loop_trap.py [--users 20000] [--days 7] [--window-min 5] [--json out.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from intentrank.config import IntentRankConfig
+from intentrank.ranking.config import RankerConfig
+from intentrank.ranking.events import load_events
+from intentrank.ranking.formula import RankingFormula
+from intentrank.ranking.trainer import Trainer
+from intentrank.runtime import torch_threads
+from intentrank.serving.incremental import IncrementalTrainer, ModelSlot
+from intentrank.serving.ranker import RankerPolicy
+from intentrank.simulator.ab import compare_kpis
+from intentrank.simulator.catalogue import build_catalogue
+from intentrank.simulator.engine import Simulator
+from intentrank.simulator.living import living_catalogue
+from intentrank.simulator.loop import run_loop
+from intentrank.simulator.registry import get_policy
+from intentrank.simulator.sinks import StoreSink
+from intentrank.simulator.world import World
+from intentrank.stats.compare import ratio_estimate
+from intentrank.store import EventStore
+
+CLICK_LABELS = {"click_target": "click"}
+INTENT_LABELS = {"click_target": "long_click", "conversion_weight": 1.0}
+
+
+def ranker_config(
+    base: RankerConfig, labels: dict[str, Any], formula: tuple[float, float, float]
+) -> RankerConfig:
+    a, b, g = formula
+    return base.model_copy(
+        update={
+            "labels": base.labels.model_copy(update=labels),
+            "formula": base.formula.model_copy(update={"a": a, "b": b, "g": g}),
+            "train": base.train.model_copy(update={"progress": False}),
+        }
+    )
+
+
+def day_table(frame: pd.DataFrame, arms: list[str]) -> list[dict[str, Any]]:
+    """Per arm: heavy share, CTR (ratios, delta method), time, conversions, return rate (means)."""
+    rows = []
+    for arm in arms:
+        f = frame[frame["arm"] == arm]
+        row: dict[str, Any] = {"arm": arm, "users": len(f)}
+        for name, (num, den) in {
+            "heavy_share": ("impressions_heavy", "impressions"),
+            "ctr": ("clicks", "impressions"),
+        }.items():
+            e = ratio_estimate(f[num].to_numpy(float), f[den].to_numpy(float))
+            row[name] = (e.value, e.ci_low, e.ci_high)
+        for col in ("time_spent_s", "conversions", "return_rate"):
+            v = f[col].to_numpy(float)
+            se = v.std(ddof=1) / np.sqrt(len(v))
+            row[col] = (v.mean(), v.mean() - 1.96 * se, v.mean() + 1.96 * se)
+        rows.append(row)
+    return rows
+
+
+def fmt(t: tuple[float, float, float], pct: bool = False) -> str:
+    k = 100 if pct else 1
+    return f"{t[0] * k:.3g} [{t[1] * k:.3g}, {t[2] * k:.3g}]"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--users", type=int, default=20_000)
+    ap.add_argument("--days", type=int, default=7)
+    ap.add_argument("--log-days", type=int, default=1)
+    ap.add_argument("--window-min", type=float, default=5.0)
+    ap.add_argument("--live-items", type=int, default=3_000)
+    ap.add_argument("--replay", type=int, default=20_000, help="Replayed recent rows per update.")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--store", type=Path, default=None, help="Event store (default: a temporary file).")
+    ap.add_argument("--json", type=Path, default=None, help="Write the figures here.")
+    args = ap.parse_args()
+
+    cfg = IntentRankConfig()
+    living = cfg.simulator.living.model_copy(
+        update={"enabled": True, "window_min": args.window_min, "live_items": args.live_items}
+    )
+    sim_cfg = cfg.simulator.model_copy(update={"users": args.users, "days": args.days, "living": living})
+    t_all = time.perf_counter()
+    pool = build_catalogue(config=sim_cfg.catalogue, seed=args.seed)
+    cat = living_catalogue(pool, living, days=args.log_days + args.days, seed=args.seed)
+    world = World.create(cat, sim_cfg, seed=args.seed)
+    store_path = args.store or Path(tempfile.mkdtemp()) / "loop.duckdb"
+    out: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "items_scheduled": len(cat)}
+    with torch_threads(args.threads), EventStore(store_path) as store:
+        store.write_items(cat.items)
+        t0 = time.perf_counter()
+        with store.begin_run(
+            seed=args.seed, policy="random", command="loop_trap log", shared_users=True
+        ) as run:
+            Simulator(world, get_policy("random"), seed=args.seed).run(StoreSink(run), days=args.log_days)
+        log = load_events(store, runs=[run.run_id])
+        print(f"log: {len(log):,} impressions in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+
+        t0 = time.perf_counter()
+        trained: dict[str, Trainer] = {}
+        formulas = {"clicks": (1.0, 0.0, 0.0), "intent": (1.0, 0.8, 0.0)}
+        for arm, labels in (("clicks", CLICK_LABELS), ("intent", INTENT_LABELS)):
+            rc = ranker_config(cfg.ranker, labels, formulas[arm])
+            tr = Trainer(rc).fit(log)
+            out[f"initial_{arm}"] = {"click_auc": tr.fit_report_["valid"]["click"]["auc"]}
+            online = rc.model_copy(
+                update={"train": rc.train.model_copy(update={"epochs": 1, "valid_fraction": 0.0})}
+            )
+            tr.config = online
+            trained[arm] = tr
+        print(f"initial models trained in {time.perf_counter() - t0:.1f}s: {out}", file=sys.stderr)
+
+        policies: dict[str, Any] = {}
+        learners: dict[str, IncrementalTrainer] = {}
+        for arm, tr in trained.items():
+            slot = ModelSlot(copy.deepcopy(tr.model_))
+            policies[arm] = RankerPolicy(slot, formula=RankingFormula(*formulas[arm]), name=arm)
+            learners[arm] = IncrementalTrainer(
+                tr,
+                slot=slot,
+                items=cat.items,
+                arm=arm,
+                replay_events=args.replay,
+                watermark=store.watermark(),
+            )
+        policies["truth_formula"] = get_policy("truth_formula")
+        policies["ctr_oracle"] = get_policy("ctr_oracle")
+        n_windows = [0]
+
+        def progress(w: Any) -> None:
+            n_windows[0] += 1
+            if n_windows[0] % 50 == 0:
+                print(f"  day {w.day} window {w.window}: {time.perf_counter() - t_all:.0f}s", file=sys.stderr)
+
+        res = run_loop(
+            world,
+            policies,
+            store,
+            learners,
+            seed=args.seed + 1,
+            days=args.days,
+            first_day=args.log_days,
+            on_window=progress,
+        )
+
+    arms = list(policies)
+    out["seconds"] = res.seconds | {"all": round(time.perf_counter() - t_all, 1)}
+    out["updates"] = {a: len(r) for a, r in res.updates.items()}
+    out["per_day"] = {}
+    print("\n| day | arm | heavy share % | CTR % | time s/user | conversions/user | return rate |")
+    print("|---|---|---|---|---|---|---|")
+    for d in range(args.log_days, args.log_days + args.days):
+        frame = res.day_frame(d)
+        rows = day_table(frame, arms)
+        out["per_day"][d] = rows
+        for r in rows:
+            print(
+                f"| {d} | {r['arm']} | {fmt(r['heavy_share'], True)} | {fmt(r['ctr'], True)} | "
+                f"{fmt(r['time_spent_s'])} | {fmt(r['conversions'])} | {fmt(r['return_rate'])} |"
+            )
+        cmp = compare_kpis(frame, "clicks", "intent").set_index("metric")
+        out["per_day"][f"{d}_intent_vs_clicks"] = {
+            m: [cmp.at[m, "rel_value"], cmp.at[m, "rel_ci_low"], cmp.at[m, "rel_ci_high"]]
+            for m in ("ctr", "time_spent_s", "conversions", "impressions_heavy", "return_rate")
+            if m in cmp.index
+        }
+    print(f"\nseconds: {out['seconds']}; updates per learner: {out['updates']}")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
