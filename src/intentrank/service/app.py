@@ -90,10 +90,16 @@ class Guard:
             )
 
 
+def _loc_part(p: object) -> str:
+    """A location part as shown: names and indices as they are, anything else (a client's odd key) quoted."""
+    text = str(p)
+    return text if text.isidentifier() or isinstance(p, int) else repr(text[:40])
+
+
 def _field_errors(err: RequestValidationError) -> list[str]:
     out = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e.get("loc", ()))
+        loc = ".".join(_loc_part(p) for p in e.get("loc", ()))
         msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
         got = e.get("input")
         shown = "" if isinstance(got, dict | list) or got is None else f" (got {str(got)[:60]!r})"
