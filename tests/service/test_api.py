@@ -110,11 +110,21 @@ def test_limits(tmp_path, tiny) -> None:
     from .conftest import make_state
 
     st = make_state(
-        tmp_path, tiny, limits={"max_body_bytes": 4096, "max_events_per_batch": 3, "max_id_chars": 8}
+        tmp_path,
+        tiny,
+        limits={
+            "max_body_bytes": 4096,
+            "max_events_per_batch": 3,
+            "max_id_chars": 8,
+            "max_pages_per_session": 2,
+        },
     )
     try:
         client = TestClient(create_app(st))
         slate = _slate(client)
+        _slate(client)
+        r = client.post("/v1/feed", json={"user_id": 1, "session_id": "s"})
+        assert r.status_code == 409 and "reached 2 pages (limits.max_pages_per_session)" in r.json()["detail"]
         r = client.post("/v1/events", json={"events": _events(slate, 4)}, headers=AUTH)
         assert r.status_code == 422 and "at most 3 items" in r.json()["detail"]
         r = client.post("/v1/feed", json={"user_id": 1, "session_id": "x" * 9})

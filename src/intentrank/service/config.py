@@ -30,7 +30,12 @@ class ServiceLimits(BaseModel):
     max_sessions: int = Field(100_000, ge=1, description="Sessions remembered (least recently used dropped).")
     session_ttl_s: float = Field(1_800.0, gt=0, description="A session idle this long is forgotten.")
     max_slates: int = Field(
-        500_000, ge=1, description="Served slates remembered for events (oldest dropped: events then 404)."
+        200_000,
+        ge=1,
+        description="Served slates remembered for events (oldest dropped: events then 404); ≈ 0.8 kB each.",
+    )
+    max_pages_per_session: int = Field(
+        100, ge=1, description="Pages one session may scroll (then 409: start a new session)."
     )
     max_users: int = Field(200_000, ge=1, description="Users whose clicked items are remembered (LRU).")
     max_clicked_per_user: int = Field(1_000, ge=1, description="Clicked items remembered per user.")

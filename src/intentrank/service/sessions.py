@@ -1,5 +1,9 @@
 """Bounded per-session and per-user memory: what each session was shown, the slates served, clicks.
 
+Memory (CPython, 64-bit): a slate record ≈ 0.8 kB (two 20-element NumPy arrays and a few ints), a
+session ≈ 0.5 kB + 8 bytes per item shown + its last response (≈ 3 kB for 20 items), a user's click
+memory ≈ 0.1 kB + ≈ 0.1 kB per clicked item remembered.
+
 Everything here is bounded by :class:`~intentrank.service.config.ServiceLimits`: sessions are an LRU
 with an idle TTL, served slates an LRU (events for a forgotten slate are refused), users' clicked items
 an LRU of bounded sets. All methods are thread-safe (one lock per table, held only for dict work).
@@ -24,8 +28,10 @@ class Session:
     key: str
     local_id: int
     next_index: int = 0
-    shown: set[int] = field(default_factory=set)
-    last_slate: SlateRecord | None = None
+    shown: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # compact: 8 bytes an item
+    #: the cursor that asked for the last page and the response given (returned again on a retry)
+    last_cursor: str | None = None
+    last_response: dict | None = None
     last_seen: float = 0.0
     #: held while a slate of this session is built: two concurrent pages never pick the same item
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -49,9 +55,10 @@ class SlateRecord:
     ts: float
     items: np.ndarray  # (S,) int64 item ids, position order
     propensity: np.ndarray  # (S,) float64
-    positions: dict[int, int]  # item id -> 0-based position
-    cursor: str  # the cursor that asked for this slate
-    response: dict  # the response body, returned again on a retried cursor
+
+    def positions(self) -> dict[int, int]:
+        """Item id → 0-based position."""
+        return {i: k for k, i in enumerate(self.items.tolist())}
 
 
 class Sessions:

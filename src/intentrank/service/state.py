@@ -150,11 +150,10 @@ class ServiceState:
         arm = self.arm_of(user_id, arm)
         session = self.sessions.get(user_id, session_key)
         with session.lock:
-            last = session.last_slate
             if cursor is not None and cursor != session.cursor:
-                if last is not None and cursor == last.cursor:
-                    return last.response  # a retried request: the same slate again
-                if last is None:
+                if session.last_response is not None and cursor == session.last_cursor:
+                    return session.last_response  # a retried request: the same slate again
+                if session.last_response is None:
                     raise ServiceError(
                         410,
                         f"session {session_key!r} of user {user_id} is unknown or expired (idle more than "
@@ -166,13 +165,20 @@ class ServiceState:
                     f"stale cursor {cursor!r} for session {session_key!r}: the next page's cursor is "
                     f"{session.cursor!r} (or start a new session)",
                 )
+            if session.next_index >= self.config.limits.max_pages_per_session:
+                raise ServiceError(
+                    409,
+                    f"session {session_key!r} reached {self.config.limits.max_pages_per_session} pages "
+                    "(limits.max_pages_per_session): start a new session",
+                )
             body, rec = self._build_slate(
-                user_id, session.local_id, session.next_index, session.shown, arm, explain, session.cursor
+                user_id, session.local_id, session.next_index, session.shown, arm, explain
             )
-            session.shown.update(int(i) for i in rec.items)
+            session.last_cursor = session.cursor
+            session.shown = np.concatenate([session.shown, rec.items])
             session.next_index += 1
-            session.last_slate = rec
             body["cursor"] = session.cursor
+            session.last_response = body
             self.slates.add(rec)
         return body
 
@@ -181,14 +187,13 @@ class ServiceState:
         user_id: int,
         session_local: int,
         slate_index: int,
-        shown: set[int],
+        shown: np.ndarray,
         arm: str,
         explain: bool,
-        asked_cursor: str,
     ) -> tuple[dict[str, Any], SlateRecord]:
         cfg = self.config
         snap = self.items.snapshot
-        exclude = np.fromiter(shown, np.int64, len(shown))
+        exclude = shown
         clicked = self.clicks.of(user_id)
         if clicked:
             exclude = np.concatenate([exclude, np.asarray(clicked, np.int64)])
@@ -259,9 +264,6 @@ class ServiceState:
             ts=ts,
             items=ids.astype(np.int64),
             propensity=prop.astype(np.float64),
-            positions={int(i): k for k, i in enumerate(ids)},
-            cursor=asked_cursor,
-            response=body,
         )
         self.metrics.served(arm, len(ids), int((snap.category[ids] == HEAVY).sum()))
         return body, rec
@@ -291,17 +293,20 @@ class ServiceState:
         """Store a batch durably; returns (count, first event_id, last event_id). All or nothing."""
         recs: list[SlateRecord] = []
         positions: list[int] = []
-        known: dict[int, SlateRecord] = {}
+        known: dict[int, tuple[SlateRecord, dict[int, int]]] = {}
         for i, ev in enumerate(events):
-            rec = known.get(ev.slate_id) or self.slates.get(ev.slate_id)
-            if rec is None:
-                raise ServiceError(
-                    404,
-                    f"events.{i}: unknown slate_id {ev.slate_id} (not served by this process, or older "
-                    f"than the last {self.config.limits.max_slates:,} slates)",
-                )
-            known[ev.slate_id] = rec
-            pos = rec.positions.get(ev.item_id)
+            hit = known.get(ev.slate_id)
+            if hit is None:
+                got = self.slates.get(ev.slate_id)
+                if got is None:
+                    raise ServiceError(
+                        404,
+                        f"events.{i}: unknown slate_id {ev.slate_id} (not served by this process, or older "
+                        f"than the last {self.config.limits.max_slates:,} slates)",
+                    )
+                hit = known[ev.slate_id] = (got, got.positions())
+            rec, where = hit
+            pos = where.get(ev.item_id)
             if pos is None:
                 raise ServiceError(
                     422, f"events.{i}: item_id {ev.item_id} was not shown in slate {ev.slate_id}"
