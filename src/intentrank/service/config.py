@@ -27,7 +27,9 @@ class ServiceLimits(BaseModel):
     max_titles_per_score: int = Field(1_000, ge=1, description="Most titles in one POST /v1/clickbait/score.")
     max_title_chars: int = Field(1_000, ge=1, description="Longest title, topic or source string.")
     max_id_chars: int = Field(128, ge=1, description="Longest session id, cursor or arm name.")
-    max_sessions: int = Field(100_000, ge=1, description="Sessions remembered (least recently used dropped).")
+    max_sessions: int = Field(
+        50_000, ge=1, description="Sessions remembered (least recently used dropped); ≈ 9 kB each."
+    )
     session_ttl_s: float = Field(1_800.0, gt=0, description="A session idle this long is forgotten.")
     max_slates: int = Field(
         200_000,

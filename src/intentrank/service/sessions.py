@@ -1,8 +1,8 @@
 """Bounded per-session and per-user memory: what each session was shown, the slates served, clicks.
 
-Memory (CPython, 64-bit): a slate record ≈ 0.8 kB (two 20-element NumPy arrays and a few ints), a
-session ≈ 0.5 kB + 8 bytes per item shown + its last response (≈ 3 kB for 20 items), a user's click
-memory ≈ 0.1 kB + ≈ 0.1 kB per clicked item remembered.
+Memory (CPython 3.11, 64-bit, measured with tracemalloc): a slate record ≈ 0.83 kB (two 20-element
+NumPy arrays and a few ints); a session after one page ≈ 8.8 kB, mostly its last response kept for
+retries (20 item dicts with titles), + 8 bytes per further item shown.
 
 Everything here is bounded by :class:`~intentrank.service.config.ServiceLimits`: sessions are an LRU
 with an idle TTL, served slates an LRU (events for a forgotten slate are refused), users' clicked items
