@@ -140,3 +140,24 @@ def test_day_frames_split_the_run_by_day(small_catalogue) -> None:
     assert set(days[1]["return_rate"].unique()) <= {0.0, 1.0} and days[0]["return_rate"].sum() == 0
     with pytest.raises(IntentRankError, match="daily=True"):
         Simulator(world, get_policy("random")).day_frame(0)
+
+
+def test_comparison_table_says_why_where_no_interval_exists() -> None:
+    import pandas as pd
+
+    from intentrank.simulator.ab import compare_kpis, format_comparison
+
+    rng = np.random.default_rng(0)
+    n = 100
+    df = pd.DataFrame({c: rng.integers(1, 9, 2 * n) for c in ("impressions", "clicks", "sessions")})
+    df["arm"] = ["a"] * n + ["b"] * n
+    df["clicks"] = np.minimum(df["clicks"], df["impressions"])
+    for c in ("time_spent_s", "conversions", "bounces", "return_rate", "impressions_non",
+              "impressions_light"):  # fmt: skip
+        df[c] = rng.integers(0, 2, 2 * n)
+    df["bounces"] = np.minimum(df["bounces"], df["clicks"])
+    df["conversions"] = np.minimum(df["conversions"], df["clicks"])
+    df["impressions_heavy"] = np.r_[np.zeros(n), rng.integers(0, 3, n)]  # control never saw heavy items
+    text = format_comparison(compare_kpis(df, "a", "b"), "a", "b")
+    heavy = next(line for line in text.splitlines() if line.startswith("impressions_heavy"))
+    assert "n/a" in heavy and "undefined" in heavy and "nan" not in heavy

@@ -103,8 +103,9 @@ def simulate(
 
 
 def format_comparison(table: pd.DataFrame, control: str, treatment: str) -> str:
-    """Plain-text table: metric, both arms, relative change with its 95% CI, whether that CI excludes 0
-    (``*``), and the Holm-adjusted p-value over the table's metrics (``holm p``)."""
+    """Plain-text table: metric, both arms, relative change with its 95% CI, whether it is significant
+    (``*``), and the Holm-adjusted p-value over the table's metrics (``holm p``). Where no interval exists
+    (e.g. a control mean of 0, where the delta method breaks down) the row says why instead."""
     w = max(14, len(control) + 2, len(treatment) + 2)
     lines = [
         f"{'metric':<22}{control:>{w}}{treatment:>{w}}{'rel. change':>13}  {'95% CI':<20} sig  holm p",
@@ -112,6 +113,12 @@ def format_comparison(table: pd.DataFrame, control: str, treatment: str) -> str:
     for _, r in table.iterrows():
         ci = f"[{r['rel_ci_low']:+.1%}, {r['rel_ci_high']:+.1%}]"
         holm = f"{r['rel_p_holm']:.2g}" if "rel_p_holm" in r else ""
+        note = r.get("note")
+        if not np.isfinite(r["rel_ci_low"]) and isinstance(note, str) and note:
+            lines.append(
+                f"{r['metric']:<22}{_fmt(r['control']):>{w}}{_fmt(r['treatment']):>{w}}{'n/a':>13}  {note}"
+            )
+            continue
         lines.append(
             f"{r['metric']:<22}{_fmt(r['control']):>{w}}{_fmt(r['treatment']):>{w}}{r['rel_value']:>+13.1%}  "
             f"{ci:<20} {'*' if r['rel_significant'] else ' '}    {holm}"
