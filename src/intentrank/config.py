@@ -28,6 +28,7 @@ from intentrank.errors import ConfigError
 from intentrank.experiments.config import ExperimentConfig
 from intentrank.mitigation.config import HeuristicMethod, MitigationConfig
 from intentrank.ranking.config import RankerConfig
+from intentrank.service.config import ServiceConfig
 from intentrank.simulator.config import SimulatorConfig
 from intentrank.store.config import StoreConfig
 
@@ -74,6 +75,7 @@ class IntentRankConfig(BaseModel):
     )
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
 
 
 # -- showing values -------------------------------------------------------------------------------

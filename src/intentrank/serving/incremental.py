@@ -50,6 +50,11 @@ class ModelSlot:
     def version(self) -> int:
         return self._version
 
+    def current(self) -> tuple[MultiTaskRanker, int]:
+        """The current model and its version, read together (never a new model with an old version)."""
+        with self._lock:
+            return self._model, self._version
+
     def swap(self, model: MultiTaskRanker) -> int:
         """Publish ``model``; returns its version."""
         model.eval()

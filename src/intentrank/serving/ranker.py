@@ -69,8 +69,9 @@ class RankerPolicy(Policy):
         self.history = history if history is not None else UserHistory(
             self.slot.model.config.labels.long_click_threshold_s
         )
-        self._rows: CandidateFeatures | None = None
-        self._rows_key: int | None = None
+        #: (item-table id, row builder) of the last item table: one tuple, so concurrent requests read a
+        #: matching pair
+        self._rows: tuple[int, CandidateFeatures] | None = None
 
     @property
     def model(self) -> MultiTaskRanker:
@@ -86,16 +87,21 @@ class RankerPolicy(Policy):
         """The row builder for this item table (item features encoded once per table and feature spec)."""
         key = id(items.items)
         spec = model.config.features  # a swapped-in copy has an equal spec: the cache stays
-        if self._rows is None or self._rows_key != key or self._rows.encoder.spec != spec:
-            self._rows = CandidateFeatures(spec, items.items, self.position, history=self.history)
-            self._rows_key = key
-        return self._rows
+        cached = self._rows
+        if cached is not None and cached[0] == key and cached[1].encoder.spec == spec:
+            return cached[1]
+        rows = CandidateFeatures(spec, items.items, self.position, history=self.history)
+        self._rows = (key, rows)
+        return rows
 
     @torch.no_grad()
-    def predict(self, request: SlateRequest, items: ItemTable) -> dict[str, np.ndarray]:
-        """(B, K) arrays ``p_click``, ``time`` (seconds), ``p_conv``."""
+    def predict(
+        self, request: SlateRequest, items: ItemTable, model: MultiTaskRanker | None = None
+    ) -> dict[str, np.ndarray]:
+        """(B, K) arrays ``p_click``, ``time`` (seconds), ``p_conv``; ``model`` default: the slot's now
+        (pass the one read with :meth:`ModelSlot.current` to know its version)."""
         B, K = request.candidates.shape
-        model = self.slot.model  # one read: a swap mid-request cannot mix two models
+        model = model if model is not None else self.slot.model  # one read: a swap cannot mix two models
         rows = self.candidate_features(items, model)
         cat, dense = rows.encode(
             request.user_ids, request.candidates, request.slate_index, request.ts, request.day

@@ -1,0 +1,151 @@
+"""In-process latency of the feed service: ranking 1,000 candidates into a 20-item slate on one thread.
+
+Two measurements on a catalogue of the shipped size (47,290 synthetic items, so no scorer is needed)
+and the default ranker architecture (untrained weights: the arithmetic is the same as a trained model's):
+
+* ``rank``: the ranking step alone for a given set of 1,000 candidates — feature rows, the model's
+  forward pass, formula × the heuristic penalty, top-20 (``ServiceState.score`` + ``select_slates``);
+* ``feed``: a whole ``ServiceState.feed`` call (the /v1/feed work without HTTP): retrieval (fresh +
+  popular + random, minus the session's shown items), ranking, ordering, slate and session bookkeeping;
+  sessions of 5 pages;
+* ``ingest`` (with ``--ingest-batches N``): batches of 1,000 events of served slates, JSON-validated by
+  the request model and stored by ``ServiceState.ingest`` (one committed transaction each): events/s
+  and the ack latency.
+
+Target of issue 13: p99 ≤ 5 ms for ``rank``. Usage:
+``.venv/bin/python bench/service_feed.py [--seconds 10] [--stochastic] [--tiny-model]`` (half the time
+per measurement); prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from intentrank.ranking.config import RankerConfig
+from intentrank.ranking.models.multitask import MultiTaskRanker
+from intentrank.service.config import ServiceConfig
+from intentrank.service.schemas import request_models
+from intentrank.service.state import DAY_S, ServiceState
+from intentrank.serving.ordering import select_slates
+from intentrank.serving.policy import SlateRequest
+from intentrank.simulator.catalogue import synthetic_catalogue
+from intentrank.store import EventStore
+
+
+def _stats(ms: list[float]) -> dict[str, float]:
+    a = np.asarray(ms)
+    return {
+        "n": len(a),
+        "mean_ms": round(float(a.mean()), 3),
+        **{f"p{q}_ms": round(float(np.percentile(a, q)), 3) for q in (50, 90, 99)},
+        "max_ms": round(float(a.max()), 3),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="Total measuring time (split in two).")
+    ap.add_argument("--items", type=int, default=47_290)
+    ap.add_argument("--stochastic", action="store_true", help="Plackett–Luce ordering instead of top-20.")
+    ap.add_argument(
+        "--tiny-model",
+        action="store_true",
+        help="A tiny architecture (MLP [16], one cross layer): shows what is not the model's forward pass.",
+    )
+    ap.add_argument(
+        "--ingest-batches", type=int, default=20, help="Batches of 1,000 events to ingest (0: skip)."
+    )
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    cat = synthetic_catalogue(args.items, seed=0)
+    arch = {"model": {"mlp_hidden": [16], "tower_hidden": [8], "cross": {"layers": 1, "rank": 4}}}
+    model = MultiTaskRanker(RankerConfig.model_validate(arch if args.tiny_model else {}))
+    cfg = ServiceConfig(stochastic=args.stochastic)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp, EventStore(Path(tmp) / "bench.duckdb") as store:
+        state = ServiceState(cfg, cat.items, model, store, token="x" * 16)
+        arm = "heuristic"
+        snap = state.items.snapshot
+        half = args.seconds / 2
+
+        def rank_once() -> None:
+            cand = rng.choice(len(snap), 1000, replace=False)
+            ts = state.now()
+            req = SlateRequest(
+                np.array([int(rng.integers(1 << 30))]),
+                cand[None, :],
+                np.zeros(1, np.int16),
+                np.array([ts]),
+                int(ts // DAY_S),
+            )
+            parts = state.score(req, snap, state.slot.model, arm)
+            select_slates(parts["score"][None, :], 20)
+
+        for _ in range(50):  # warm-up (feature rows of the item table are encoded once here)
+            rank_once()
+        rank_ms: list[float] = []
+        end = time.perf_counter() + half
+        while time.perf_counter() < end:
+            t0 = time.perf_counter()
+            rank_once()
+            rank_ms.append((time.perf_counter() - t0) * 1e3)
+
+        feed_ms: list[float] = []
+        n = 0
+        end = time.perf_counter() + half
+        while time.perf_counter() < end:
+            user, session = n // 5, f"s{n // 5}"
+            t0 = time.perf_counter()
+            body = state.feed(user, session, arm=arm)
+            feed_ms.append((time.perf_counter() - t0) * 1e3)
+            assert len(body["items"]) == 20
+            n += 1
+        ingest_ms: list[float] = []
+        models = request_models(cfg.limits)
+        for b in range(args.ingest_batches):
+            events = []
+            for k in range(50):
+                body = state.feed(1_000_000 + b * 50 + k, "ingest")
+                events += [
+                    {
+                        "slate_id": body["slate_id"],
+                        "item_id": it["item_id"],
+                        "click": j == 0,
+                        "dwell_s": 30.0 if j == 0 else 0.0,
+                    }
+                    for j, it in enumerate(body["items"])
+                ]
+            payload = json.dumps({"events": events})
+            t0 = time.perf_counter()
+            req = models.EventsRequest.model_validate_json(payload)
+            n, _, _ = state.ingest(req.events)  # type: ignore[attr-defined]
+            ingest_ms.append((time.perf_counter() - t0) * 1e3)
+            assert n == 1000
+        state.close()
+    out = {
+        "items": args.items,
+        "candidates": 1000,
+        "slate": 20,
+        "torch_threads": torch.get_num_threads(),
+        "stochastic": args.stochastic,
+        "model": "tiny" if args.tiny_model else "default",
+        "rank": _stats(rank_ms),
+        "feed": _stats(feed_ms),
+        "ingest_batch_1000": _stats(ingest_ms) if ingest_ms else None,
+        "ingest_events_per_s": round(1e6 / float(np.mean(ingest_ms))) if ingest_ms else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

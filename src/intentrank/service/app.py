@@ -1,0 +1,187 @@
+"""The FastAPI app: ``create_app(state)``; endpoints under /v1, OpenAPI at /docs, Prometheus at /metrics.
+
+=======================  =====  ==========================================================================
+endpoint                 auth   what
+=======================  =====  ==========================================================================
+POST /v1/feed            —      the session's next slate (no repeats within a session)
+POST /v1/events          token  outcomes of served items; acknowledged only after the store's commit
+POST /v1/items           token  new items (scored for clickbait on arrival), retirements
+POST /v1/clickbait/score —      clickbait scores of titles
+GET  /healthz            —      liveness and sizes
+GET  /v1/models          —      the served version, the previous one, swaps, history
+POST /v1/models/rollback token  serve the previous model again (a new version)
+GET  /metrics            —      Prometheus text
+=======================  =====  ==========================================================================
+
+Errors are JSON ``{"detail": "<one line>"}``; validation errors also list ``errors`` (one line per field).
+Bodies larger than ``limits.max_body_bytes`` get 413 before they are read in full (:class:`Guard`).
+"""
+
+# no `from __future__ import annotations`: FastAPI reads the request models (locals of create_app)
+# from the endpoints' annotations at runtime.
+
+import time
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from intentrank import __version__
+from intentrank.errors import IntentRankError
+from intentrank.service.auth import require_token
+from intentrank.service.schemas import (
+    EventsResponse,
+    FeedResponse,
+    HealthResponse,
+    ItemsResponse,
+    ModelsResponse,
+    ScoreResponse,
+    request_models,
+)
+from intentrank.service.state import ServiceError, ServiceState
+
+
+class Guard:
+    """ASGI middleware: times every request into the latency histogram (by route template) and refuses
+    a body over the limit with a JSON 413 naming it: at once by its Content-Length, or while a chunked
+    body streams in (raised from ``receive``; FastAPI passes an HTTPException from there on as is)."""
+
+    def __init__(self, app: ASGIApp, state: ServiceState) -> None:
+        self.app, self.state = app, state
+        self.max_bytes = state.config.limits.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = [500]
+
+        async def send_status(msg: Message) -> None:
+            if msg["type"] == "http.response.start":
+                status[0] = msg["status"]
+            await send(msg)
+
+        detail = f"request body larger than {self.max_bytes:,} bytes (limits.max_body_bytes)"
+        seen = [0]
+
+        async def receive_limited() -> Message:
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen[0] += len(msg.get("body", b""))
+                if seen[0] > self.max_bytes:
+                    raise HTTPException(413, detail)
+            return msg
+
+        try:
+            length = Headers(scope=scope).get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+                await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send_status)
+            else:
+                await self.app(scope, receive_limited, send_status)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", "unmatched")
+            self.state.metrics.latency.labels(scope["method"], endpoint, str(status[0])).observe(
+                time.perf_counter() - t0
+            )
+
+
+def _loc_part(p: object) -> str:
+    """A location part as shown: names and indices as they are, anything else (a client's odd key) quoted."""
+    text = str(p)
+    return text if text.isidentifier() or isinstance(p, int) else repr(text[:40])
+
+
+def _field_errors(err: RequestValidationError) -> list[str]:
+    out = []
+    for e in err.errors():
+        loc = ".".join(_loc_part(p) for p in e.get("loc", ()))
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        got = e.get("input")
+        shown = "" if isinstance(got, dict | list) or got is None else f" (got {str(got)[:60]!r})"
+        out.append(f"{loc}: {msg}{shown}")
+    return out
+
+
+def create_app(state: ServiceState) -> FastAPI:
+    """The HTTP app around ``state`` (see the module docstring)."""
+    models = request_models(state.config.limits)
+    FeedRequest, EventsRequest = models.FeedRequest, models.EventsRequest
+    ItemsRequest, ScoreRequest = models.ItemsRequest, models.ScoreRequest
+    auth = [Depends(require_token(state.token))]
+    app = FastAPI(
+        title="intentrank feed service",
+        version=__version__,
+        description="An endless feed ranked for intent, with clickbait mitigation per arm.",
+    )
+    app.state.service = state
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+        lines = _field_errors(err)
+        return JSONResponse({"detail": "; ".join(lines)[:2000], "errors": lines[:50]}, status_code=422)
+
+    @app.exception_handler(ServiceError)
+    async def _refused(request: Request, err: ServiceError) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=err.status)
+
+    @app.exception_handler(IntentRankError)
+    async def _bad_data(request: Request, err: IntentRankError) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=422)
+
+    @app.post("/v1/feed", response_model=FeedResponse, tags=["feed"])
+    def feed(body: FeedRequest) -> dict[str, Any]:  # type: ignore[valid-type]
+        """The next slate of the user's session: no item repeats within the session, none the user
+        clicked, ranked by the newest model with the arm's clickbait penalty."""
+        b: Any = body
+        return state.feed(b.user_id, b.session_id, cursor=b.cursor, arm=b.arm, explain=b.explain)
+
+    @app.post("/v1/events", response_model=EventsResponse, tags=["feed"], dependencies=auth)
+    def events(body: EventsRequest) -> dict[str, int]:  # type: ignore[valid-type]
+        """Outcomes of served items; the response comes only after the store committed them."""
+        n, first, last = state.ingest(body.events)  # type: ignore[attr-defined]
+        return {"acknowledged": n, "first_event_id": first, "last_event_id": last}
+
+    @app.post("/v1/items", response_model=ItemsResponse, tags=["catalogue"], dependencies=auth)
+    def items(body: ItemsRequest) -> dict[str, Any]:  # type: ignore[valid-type]
+        """Add items (scored for clickbait on arrival) and retire items."""
+        b: Any = body
+        return state.update_items(b.items, b.retire)
+
+    @app.post("/v1/clickbait/score", response_model=ScoreResponse, tags=["catalogue"])
+    def clickbait_score(body: ScoreRequest) -> dict[str, Any]:  # type: ignore[valid-type]
+        """Clickbait scores (0..1) and categories of titles by the shipped model."""
+        titles = list(body.titles)  # type: ignore[attr-defined]
+        scores, cats = state.score_titles(titles)
+        return {
+            "results": [
+                {"title": t, "score": float(s), "category": c}
+                for t, s, c in zip(titles, scores, cats, strict=True)
+            ]
+        }
+
+    @app.get("/healthz", response_model=HealthResponse, tags=["admin"])
+    def healthz() -> dict[str, Any]:
+        return state.health()
+
+    @app.get("/v1/models", response_model=ModelsResponse, tags=["admin"])
+    def list_models() -> dict[str, Any]:
+        """The served model's version, the previous one, the number of swaps and the history."""
+        return state.models()
+
+    @app.post("/v1/models/rollback", response_model=ModelsResponse, tags=["admin"], dependencies=auth)
+    def rollback() -> dict[str, Any]:
+        """Serve the model before the current one again (published as a new version)."""
+        state.rollback()
+        return state.models()
+
+    @app.get("/metrics", tags=["admin"], response_class=Response)
+    def metrics() -> Response:
+        return Response(state.metrics.render(), media_type=state.metrics.content_type)
+
+    app.add_middleware(Guard, state=state)
+    return app

@@ -1,0 +1,154 @@
+"""Typed configuration of the feed service (the ``service`` section of the one intentrank config file).
+
+Only pydantic here: the config layer must import without torch, FastAPI or other heavy libraries.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from intentrank.mitigation.config import HeuristicMethod, MitigationConfig
+
+#: Environment variable holding the bearer token of write and admin endpoints (wins over ``token``).
+TOKEN_ENV = "INTENTRANK_TOKEN"
+ARM_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,40}$"
+
+
+class ServiceLimits(BaseModel):
+    """Bounds on what a request may carry and on the state the service keeps (memory stays bounded)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_body_bytes: int = Field(4 << 20, ge=1024, description="Largest request body (413 beyond it).")
+    max_events_per_batch: int = Field(5_000, ge=1, description="Most events in one POST /v1/events.")
+    max_items_per_update: int = Field(1_000, ge=1, description="Most new items in one POST /v1/items.")
+    max_titles_per_score: int = Field(1_000, ge=1, description="Most titles in one POST /v1/clickbait/score.")
+    max_title_chars: int = Field(1_000, ge=1, description="Longest title, topic or source string.")
+    max_id_chars: int = Field(128, ge=1, description="Longest session id, cursor or arm name.")
+    max_sessions: int = Field(
+        50_000, ge=1, description="Sessions remembered (least recently used dropped); ≈ 9 kB each."
+    )
+    session_ttl_s: float = Field(1_800.0, gt=0, description="A session idle this long is forgotten.")
+    max_slates: int = Field(
+        200_000,
+        ge=1,
+        description="Served slates remembered for events (oldest dropped: events then 404); ≈ 0.8 kB each.",
+    )
+    max_pages_per_session: int = Field(
+        100, ge=1, description="Pages one session may scroll (then 409: start a new session)."
+    )
+    max_users: int = Field(200_000, ge=1, description="Users whose clicked items are remembered (LRU).")
+    max_clicked_per_user: int = Field(1_000, ge=1, description="Clicked items remembered per user.")
+
+
+class CandidatesConfig(BaseModel):
+    """Retrieval: how many candidates each slate is ranked from, and from which sources."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    total: int = Field(
+        1_000, ge=1, description="Candidates ranked per slate (fewer if fewer items are live)."
+    )
+    fresh: int = Field(200, ge=0, description="Most recently published live items taken first.")
+    popular: int = Field(
+        200, ge=0, description="Most clicked live items (clicks acknowledged by the service)."
+    )
+
+    @model_validator(mode="after")
+    def _sources_fit(self) -> CandidatesConfig:
+        if self.fresh + self.popular > self.total:
+            raise ValueError(f"fresh + popular ({self.fresh} + {self.popular}) exceeds total ({self.total})")
+        return self
+
+
+class ArmConfig(BaseModel):
+    """A variant of the feed: the served model ordered with these serving-time mitigation methods."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mitigation: MitigationConfig = Field(
+        default_factory=MitigationConfig,
+        description="Serving-time mitigation (only 'heuristic': every arm serves the same model).",
+    )
+
+    @field_validator("mitigation")
+    @classmethod
+    def _serving_only(cls, m: MitigationConfig) -> MitigationConfig:
+        other = [n for n in m.names() if n != "heuristic"]
+        if other:
+            raise ValueError(
+                f"method(s) {', '.join(other)} change training; the service serves one model to every arm, "
+                "so an arm takes serving-time methods only (heuristic)"
+            )
+        for meth in m.methods:
+            if getattr(meth, "score_space", "linear") != "linear":
+                raise ValueError(
+                    "the service multiplies the formula's score by f(c): use score_space 'linear'"
+                )
+        return m
+
+
+def _default_arms() -> dict[str, ArmConfig]:
+    return {
+        "unmitigated": ArmConfig(),
+        "heuristic": ArmConfig(mitigation=MitigationConfig(methods=[HeuristicMethod()])),
+    }
+
+
+class ServiceConfig(BaseModel):
+    """Settings of ``intentrank serve``: the endless-feed HTTP service."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", min_length=1, description="Address to listen on.")
+    port: int = Field(8000, ge=0, le=65_535, description="TCP port (0 = any free port).")
+    token: str | None = Field(
+        None,
+        min_length=16,
+        description=f"Bearer token of write and admin endpoints; the environment variable {TOKEN_ENV} wins. "
+        "None and no variable: `intentrank serve` makes a random one and prints it.",
+    )
+    store_path: str = Field(
+        "service/events.duckdb", min_length=1, description="Event store the service appends its run to."
+    )
+    model_dir: str | None = Field(
+        None, description="Saved ranker to serve (None: a quick model trained at start on a random log)."
+    )
+    bootstrap_users: int = Field(500, ge=1, description="Users of the random log a quick model learns from.")
+    bootstrap_epochs: int = Field(1, ge=1, description="Epochs of the quick model.")
+    slate_size: int = Field(20, ge=1, le=200, description="Items per slate (one page of the feed).")
+    candidates: CandidatesConfig = Field(default_factory=CandidatesConfig)
+    stochastic: bool = Field(
+        False,
+        description="Plackett–Luce sampling of each slate (weights score^(1/T)) so propensities < 1 are "
+        "logged for off-policy evaluation; False = top-S by score (propensity 1).",
+    )
+    temperature: float = Field(1.0, gt=0, description="T of the stochastic ordering.")
+    arms: dict[str, ArmConfig] = Field(
+        default_factory=_default_arms,
+        min_length=1,
+        description="Variants by name; each user gets one by a stable hash of user_id "
+        "unless the request names one.",
+    )
+    arm_salt: int = Field(0, ge=0, description="Salt of the arm hash (a new salt reshuffles users).")
+    limits: ServiceLimits = Field(default_factory=ServiceLimits)
+    torch_threads: int = Field(1, ge=1, description="Torch threads per scoring call.")
+    seed: int = Field(0, ge=0, description="Seed of random retrieval and stochastic ordering.")
+
+    @field_validator("arms")
+    @classmethod
+    def _arm_names(cls, arms: dict[str, ArmConfig]) -> dict[str, ArmConfig]:
+        bad = [n for n in arms if not re.match(ARM_NAME_PATTERN, n)]
+        if bad:
+            raise ValueError(f"arm names must match {ARM_NAME_PATTERN}; got {bad[0]!r}")
+        return arms
+
+    @model_validator(mode="after")
+    def _enough_candidates(self) -> ServiceConfig:
+        if self.candidates.total < self.slate_size:
+            raise ValueError(
+                f"candidates.total ({self.candidates.total}) is below slate_size ({self.slate_size})"
+            )
+        return self

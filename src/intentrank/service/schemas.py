@@ -1,0 +1,202 @@
+"""Request and response bodies of the HTTP API (pydantic; they make the OpenAPI schema at /docs).
+
+Request bodies carry the configured limits (batch sizes, string lengths), so they are built per
+:class:`~intentrank.service.config.ServiceLimits` by :func:`request_models`; responses are fixed.
+Unknown fields are refused (a typo is an error, not a silently ignored setting).
+"""
+
+# no `from __future__ import annotations`: the request models are built in a function and pydantic
+# must resolve their annotations there.
+
+import math
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from intentrank.service.config import ServiceLimits
+
+#: Largest user id (the store's BIGINT; ids stay as they are).
+MAX_USER_ID = 2**62
+MAX_DWELL_S = 86_400.0
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class RequestModels:
+    """The request body classes for one set of limits."""
+
+    FeedRequest: type[BaseModel]
+    EventsRequest: type[BaseModel]
+    ItemsRequest: type[BaseModel]
+    ScoreRequest: type[BaseModel]
+
+
+def request_models(limits: ServiceLimits) -> RequestModels:
+    """Request body classes enforcing ``limits`` (string lengths and batch sizes)."""
+    Id = Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=limits.max_id_chars)
+    ]
+    Text = Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=limits.max_title_chars)
+    ]
+
+    class FeedRequest(_Strict):
+        """Ask for the next slate of a user's session."""
+
+        user_id: int = Field(ge=0, le=MAX_USER_ID, description="The user (an integer id, kept as is).")
+        session_id: Id = Field(description="The client's session key; a new key starts a new session.")
+        cursor: Id | None = Field(
+            None,
+            description="The cursor of the previous response (omit on the first page); repeating "
+            "a cursor returns the same slate again (a retry).",
+        )
+        arm: Id | None = Field(None, description="Force a variant (default: a stable hash of user_id).")
+        explain: bool = Field(False, description="Add each item's score breakdown.")
+
+    class EventIn(_Strict):
+        """What happened to one item of a served slate."""
+
+        slate_id: int = Field(ge=0, description="slate_id of the /v1/feed response that showed the item.")
+        item_id: int = Field(ge=0, description="The item (it must be in that slate).")
+        click: bool = Field(description="The user clicked.")
+        dwell_s: float = Field(0.0, ge=0.0, le=MAX_DWELL_S, description="Seconds read (0 without a click).")
+        bounce: bool = Field(False, description="Clicked and left at once (needs click).")
+        conversion: bool = Field(False, description="Clicked and converted (needs click).")
+
+        @field_validator("dwell_s")
+        @classmethod
+        def _finite(cls, v: float) -> float:
+            if not math.isfinite(v):
+                raise ValueError("dwell_s must be a finite number")
+            return v
+
+        @model_validator(mode="after")
+        def _consistent(self) -> "EventIn":
+            if not self.click:
+                if self.bounce or self.conversion:
+                    raise ValueError("bounce and conversion need click: true")
+                if self.dwell_s > 0:
+                    raise ValueError("dwell_s must be 0 without a click")
+            return self
+
+    class EventsRequest(_Strict):
+        """A batch of events; acknowledged only once stored durably."""
+
+        events: list[EventIn] = Field(min_length=1, max_length=limits.max_events_per_batch)
+
+    class ItemIn(_Strict):
+        """A new item of the catalogue (scored for clickbait on arrival)."""
+
+        title: Text
+        topic: Text = Field(description="Topic label.")
+        source: Text = Field(description="Publisher / outlet.")
+        publish_ts: float | None = Field(
+            None, description="Publish time, seconds since the service's epoch (default: now)."
+        )
+
+        @field_validator("publish_ts")
+        @classmethod
+        def _finite(cls, v: float | None) -> float | None:
+            if v is not None and not math.isfinite(v):
+                raise ValueError("publish_ts must be a finite number")
+            return v
+
+    class ItemsRequest(_Strict):
+        """Catalogue update: new items and items to retire."""
+
+        items: list[ItemIn] = Field(default_factory=list, max_length=limits.max_items_per_update)
+        retire: list[Annotated[int, Field(ge=0)]] = Field(
+            default_factory=list, max_length=limits.max_items_per_update, description="Item ids to retire."
+        )
+
+        @model_validator(mode="after")
+        def _something(self) -> "ItemsRequest":
+            if not self.items and not self.retire:
+                raise ValueError("nothing to do: give items or retire")
+            return self
+
+    class ScoreRequest(_Strict):
+        """Titles to score with the shipped clickbait model."""
+
+        titles: list[Text] = Field(min_length=1, max_length=limits.max_titles_per_score)
+
+    return RequestModels(FeedRequest, EventsRequest, ItemsRequest, ScoreRequest)
+
+
+# -- responses --------------------------------------------------------------------------------------
+class Explanation(BaseModel):
+    """How an item's score was made: model outputs, formula, penalty, retrieval source."""
+
+    p_click: float
+    time_s: float = Field(description="Predicted seconds read given a click.")
+    p_conv: float = Field(description="Predicted conversion probability given a click.")
+    formula: float = Field(description="p_click^a · time^b · p_conv^g.")
+    penalty: float = Field(description="The arm's clickbait penalty factor f(c) (1 = none).")
+    source: str = Field(description="Retrieval source: fresh, popular or random.")
+
+
+class FeedItem(BaseModel):
+    item_id: int
+    title: str
+    score: float = Field(description="formula × penalty: what the slate is ordered by.")
+    clickbait_score: float
+    category: str = Field(description="non, light or heavy clickbait (by the scorer's score).")
+    propensity: float = Field(description="P(this pick | the picks above it); 1.0 when deterministic.")
+    explain: Explanation | None = None
+
+
+class FeedResponse(BaseModel):
+    slate_id: int
+    cursor: str = Field(description="Send it with the next request of this session.")
+    model_version: int
+    arm: str
+    items: list[FeedItem]
+
+
+class EventsResponse(BaseModel):
+    acknowledged: int
+    first_event_id: int
+    last_event_id: int
+
+
+class ItemsResponse(BaseModel):
+    item_ids: list[int]
+    clickbait_scores: list[float]
+    categories: list[str]
+    retired: int = Field(description="Items newly retired.")
+
+
+class TitleScore(BaseModel):
+    title: str
+    score: float
+    category: str
+
+
+class ScoreResponse(BaseModel):
+    results: list[TitleScore]
+
+
+class HealthResponse(BaseModel):
+    status: str
+    model_version: int
+    items: int
+    live_items: int
+    sessions: int
+    run_id: int
+
+
+class ModelEntry(BaseModel):
+    version: int
+    source: str
+    published_at: float = Field(description="Unix time.")
+
+
+class ModelsResponse(BaseModel):
+    version: int
+    previous_version: int | None
+    swaps: int
+    history: list[ModelEntry]

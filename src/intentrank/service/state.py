@@ -1,0 +1,465 @@
+"""The service's state and its three operations: serve a slate, take events back, update the catalogue.
+
+:class:`ServiceState` wires the parts together: the live item table (:mod:`.retrieval`), the session,
+slate and click memories (:mod:`.sessions`), the model slot with its version history (rollback), one
+:class:`~intentrank.serving.ranker.RankerPolicy` scoring from the slot, the arms' clickbait penalties,
+the metrics, and one run of the event store for this process (``begin_run(shared_users=True)``).
+
+A slate: retrieval (fresh + popular + random, minus the session's shown items, the user's clicked items
+and retired ones) → the model's p_click, time, p_conv → ``formula × f(c)`` (the arm's penalty; 1 for an
+unmitigated arm) → top-S, or a Plackett–Luce sample with weights ``score^(1/T)`` (propensities logged).
+Events: checked against the remembered slate (item in it, not yet acknowledged), appended in one
+committed transaction, and only then acknowledged and applied to the click memory and popularity.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from intentrank.clickbait.categories import CATEGORIES, HEAVY, categorize
+from intentrank.errors import IntentRankError
+from intentrank.mitigation.heuristic import HeuristicPenalty
+from intentrank.mitigation.pipeline import MitigationPlan
+from intentrank.ranking.formula import RankingFormula
+from intentrank.ranking.models.multitask import MultiTaskRanker
+from intentrank.service.config import ServiceConfig
+from intentrank.service.metrics import ServiceMetrics
+from intentrank.service.retrieval import SOURCES, LiveItems
+from intentrank.service.sessions import Sessions, SlateLog, SlateRecord, UserClicks
+from intentrank.serving.incremental import ModelSlot
+from intentrank.serving.ordering import select_slates
+from intentrank.serving.policy import SlateRequest
+from intentrank.serving.ranker import RankerPolicy
+from intentrank.simulator.engine import assign_arms
+from intentrank.store.event_store import EventStore, RunHandle
+
+DAY_S = 86_400.0
+#: Models kept for rollback (the served one and the ones before it).
+KEEP_MODELS = 3
+#: Entries of the model history shown by /v1/models.
+KEEP_HISTORY = 50
+
+
+class ServiceError(IntentRankError):
+    """A request the service refuses, with its HTTP status (4xx) and a one-line reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class ModelVersion:
+    """One published model: its version, where it came from, when."""
+
+    version: int
+    source: str
+    published_at: float
+    model: MultiTaskRanker | None  # None once dropped from the rollback window
+
+
+class ServiceState:
+    """Everything one service process holds; see the module docstring.
+
+    Args:
+        config: the service settings.
+        items: the initial catalogue (:data:`~intentrank.store.schema.ITEM_COLUMNS`, ``item_id`` 0..n-1).
+        model: the ranker to serve.
+        store: the event store (opened for writing); the state begins its run and writes the items.
+        formula: the ranking formula (default: the model config's).
+        token: the bearer token of write and admin endpoints.
+        scorer: the clickbait scorer for new items and /v1/clickbait/score (default: the shipped model,
+            loaded on first use).
+        clock: wall-clock seconds (the run's epoch is its value at start).
+    """
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        items: pd.DataFrame,
+        model: MultiTaskRanker,
+        store: EventStore,
+        token: str,
+        formula: RankingFormula | None = None,
+        scorer: Any | None = None,
+        clock: Callable[[], float] = time.time,
+        model_source: str = "initial",
+    ) -> None:
+        self.config, self.token, self.clock = config, token, clock
+        lim = config.limits
+        self.items = LiveItems(items, seed=config.seed)
+        self.slot = ModelSlot(model)
+        self.policy = RankerPolicy(self.slot, formula=formula)
+        self.arm_names = list(config.arms)
+        self.penalties: dict[str, list[HeuristicPenalty]] = {
+            name: MitigationPlan(arm.mitigation).post_processors() for name, arm in config.arms.items()
+        }
+        self.sessions = Sessions(lim.max_sessions, lim.session_ttl_s)
+        self.slates = SlateLog(lim.max_slates)
+        self.clicks = UserClicks(lim.max_users, lim.max_clicked_per_user)
+        self.metrics = ServiceMetrics(self.arm_names)
+        self._scorer = scorer
+        self._rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0xFEED]))
+        self._rng_lock = threading.Lock()
+        self._model_lock = threading.Lock()
+        self.history = [ModelVersion(self.slot.version, model_source, time.time(), model)]
+        self.metrics.model(self.slot.version, self.slot.swaps)
+        self.epoch = clock()
+        self.store = store
+        self._store_lock = threading.Lock()
+        store.write_items(items)
+        note = json.dumps({"epoch_unix": self.epoch, "arms": self.arm_names})
+        self.run: RunHandle = store.begin_run(
+            policy=",".join(self.arm_names), command="serve", note=note, shared_users=True
+        )
+        self.closed = False
+
+    # -- time -------------------------------------------------------------------------------------------
+    def now(self) -> float:
+        """Seconds since the run's epoch (the ``ts`` of events and the time features of the model)."""
+        return self.clock() - self.epoch
+
+    # -- arms -------------------------------------------------------------------------------------------
+    def arm_of(self, user_id: int, requested: str | None) -> str:
+        """The requested arm (checked) or the user's by a stable hash."""
+        if requested is not None:
+            if requested not in self.penalties:
+                raise ServiceError(422, f"unknown arm {requested!r}; arms: {', '.join(self.arm_names)}")
+            return requested
+        k = assign_arms(np.array([user_id], np.int64), len(self.arm_names), salt=self.config.arm_salt)[0]
+        return self.arm_names[int(k)]
+
+    # -- the feed ---------------------------------------------------------------------------------------
+    def feed(
+        self,
+        user_id: int,
+        session_key: str,
+        cursor: str | None = None,
+        arm: str | None = None,
+        explain: bool = False,
+    ) -> dict[str, Any]:
+        """The next slate of the session as the response body (see :class:`~.schemas.FeedResponse`)."""
+        arm = self.arm_of(user_id, arm)
+        session = self.sessions.get(user_id, session_key)
+        with session.lock:
+            if cursor is not None and cursor != session.cursor:
+                if session.last_response is not None and cursor == session.last_cursor:
+                    return session.last_response  # a retried request: the same slate again
+                if session.last_response is None:
+                    raise ServiceError(
+                        410,
+                        f"session {session_key!r} of user {user_id} is unknown or expired (idle more than "
+                        f"{self.config.limits.session_ttl_s:g} s, or this process restarted): "
+                        "ask again without a cursor to start it anew",
+                    )
+                raise ServiceError(
+                    409,
+                    f"stale cursor {cursor!r} for session {session_key!r}: the next page's cursor is "
+                    f"{session.cursor!r} (or start a new session)",
+                )
+            if session.next_index >= self.config.limits.max_pages_per_session:
+                raise ServiceError(
+                    409,
+                    f"session {session_key!r} reached {self.config.limits.max_pages_per_session} pages "
+                    "(limits.max_pages_per_session): start a new session",
+                )
+            body, rec = self._build_slate(
+                user_id, session.local_id, session.next_index, session.shown, arm, explain
+            )
+            session.last_cursor = session.cursor
+            session.shown = np.concatenate([session.shown, rec.items])
+            session.next_index += 1
+            body["cursor"] = session.cursor
+            session.last_response = body
+            self.slates.add(rec)
+        return body
+
+    def _build_slate(
+        self,
+        user_id: int,
+        session_local: int,
+        slate_index: int,
+        shown: np.ndarray,
+        arm: str,
+        explain: bool,
+    ) -> tuple[dict[str, Any], SlateRecord]:
+        cfg = self.config
+        snap = self.items.snapshot
+        exclude = shown
+        clicked = self.clicks.of(user_id)
+        if clicked:
+            exclude = np.concatenate([exclude, np.asarray(clicked, np.int64)])
+        c = cfg.candidates
+        cand, src = self.items.retrieve(snap, c.total, c.fresh, c.popular, exclude)
+        ts = self.now()
+        local_slate = self.slates.next_id()
+        slate_id = self.run.slate_offset + local_slate
+        model, version = self.slot.current()
+        S = min(cfg.slate_size, len(cand))
+        if S == 0:
+            order = np.empty(0, np.int64)
+            prop = np.empty(0)
+            parts = {k: np.empty(0) for k in ("p_click", "time", "p_conv", "formula", "penalty", "score")}
+        else:
+            req = SlateRequest(
+                user_ids=np.array([user_id], np.int64),
+                candidates=cand[None, :],
+                slate_index=np.array([slate_index], np.int16),
+                ts=np.array([ts]),
+                day=int(ts // DAY_S),
+            )
+            parts = self.score(req, snap, model, arm)
+            scores = parts["score"][None, :]
+            if cfg.stochastic:
+                with self._rng_lock:
+                    o, p = select_slates(
+                        np.log(np.maximum(scores, 1e-300)),
+                        S,
+                        stochastic=True,
+                        temperature=cfg.temperature,
+                        rng=self._rng,
+                        name=arm,
+                    )
+            else:
+                o, p = select_slates(scores, S, name=arm)
+            order, prop = o[0], p[0]
+        ids = cand[order]
+        titles = snap.titles[ids]
+        out_items = []
+        for k, (col, item) in enumerate(zip(order, ids, strict=True)):
+            entry: dict[str, Any] = {
+                "item_id": int(item),
+                "title": str(titles[k]),
+                "score": float(parts["score"][col]),
+                "clickbait_score": float(snap.clickbait_score[item]),
+                "category": CATEGORIES[int(snap.category[item])],
+                "propensity": float(prop[k]),
+            }
+            if explain:
+                entry["explain"] = {
+                    "p_click": float(parts["p_click"][col]),
+                    "time_s": float(parts["time"][col]),
+                    "p_conv": float(parts["p_conv"][col]),
+                    "formula": float(parts["formula"][col]),
+                    "penalty": float(parts["penalty"][col]),
+                    "source": SOURCES[int(src[col])],
+                }
+            out_items.append(entry)
+        body = {"slate_id": slate_id, "cursor": "", "model_version": version, "arm": arm, "items": out_items}
+        rec = SlateRecord(
+            slate_id=slate_id,
+            user_id=user_id,
+            session_local_id=session_local,
+            slate_index=slate_index,
+            arm=arm,
+            model_version=version,
+            ts=ts,
+            items=ids.astype(np.int64),
+            propensity=prop.astype(np.float64),
+        )
+        self.metrics.served(arm, len(ids), int((snap.category[ids] == HEAVY).sum()))
+        return body, rec
+
+    def score(
+        self, request: SlateRequest, snap: Any, model: MultiTaskRanker, arm: str
+    ) -> dict[str, np.ndarray]:
+        """Row 0's (K,) arrays: p_click, time, p_conv, formula, penalty (f(c), product over the arm's
+        penalties) and score = formula × penalty."""
+        p = self.policy.predict(request, snap, model=model)
+        formula = np.asarray(self.policy.formula.score(p["p_click"], p["time"], p["p_conv"]), np.float64)[0]
+        penalty = np.ones_like(formula)
+        cb = snap.clickbait_score[request.candidates[0]]
+        for pen in self.penalties[arm]:
+            penalty = penalty * pen.f(cb)
+        return {
+            "p_click": p["p_click"][0],
+            "time": p["time"][0],
+            "p_conv": p["p_conv"][0],
+            "formula": formula,
+            "penalty": penalty,
+            "score": formula * penalty,
+        }
+
+    # -- events -----------------------------------------------------------------------------------------
+    def ingest(self, events: list[Any]) -> tuple[int, int, int]:
+        """Store a batch durably; returns (count, first event_id, last event_id). All or nothing."""
+        recs: list[SlateRecord] = []
+        positions: list[int] = []
+        known: dict[int, tuple[SlateRecord, dict[int, int]]] = {}
+        for i, ev in enumerate(events):
+            hit = known.get(ev.slate_id)
+            if hit is None:
+                got = self.slates.get(ev.slate_id)
+                if got is None:
+                    raise ServiceError(
+                        404,
+                        f"events.{i}: unknown slate_id {ev.slate_id} (not served by this process, or older "
+                        f"than the last {self.config.limits.max_slates:,} slates)",
+                    )
+                hit = known[ev.slate_id] = (got, got.positions())
+            rec, where = hit
+            pos = where.get(ev.item_id)
+            if pos is None:
+                raise ServiceError(
+                    422, f"events.{i}: item_id {ev.item_id} was not shown in slate {ev.slate_id}"
+                )
+            recs.append(rec)
+            positions.append(pos)
+        pairs = [(ev.slate_id, ev.item_id) for ev in events]
+        if len(set(pairs)) != len(pairs):
+            seen: set[tuple[int, int]] = set()
+            dup = next(p for p in pairs if p in seen or seen.add(p))  # type: ignore[func-returns-value]
+            raise ServiceError(409, f"duplicate event in the batch: slate {dup[0]}, item {dup[1]}")
+        ts = np.array([r.ts for r in recs], np.float64)
+        offset = self.run.slate_offset
+        frame = pd.DataFrame(
+            {
+                "ts": ts,
+                "day": (ts // DAY_S).astype(np.int32),
+                "user_id": np.array([r.user_id for r in recs], np.int64),
+                "session_id": np.array([r.session_local_id for r in recs], np.int64),
+                "slate_id": np.array([r.slate_id - offset for r in recs], np.int64),
+                "slate_index": np.array([r.slate_index for r in recs], np.int16),
+                "position": np.array(positions, np.int16),
+                "item_id": np.array([ev.item_id for ev in events], np.int64),
+                "policy": [r.arm for r in recs],
+                "propensity": np.array([r.propensity[p] for r, p in zip(recs, positions, strict=True)]),
+                "click": np.array([ev.click for ev in events], bool),
+                "dwell_s": np.array([ev.dwell_s for ev in events], np.float64),
+                "bounce": np.array([ev.bounce for ev in events], bool),
+                "conversion": np.array([ev.conversion for ev in events], bool),
+            }
+        )
+        clicked = [(r.user_id, ev.item_id) for r, ev in zip(recs, events, strict=True) if ev.click]
+        with self._store_lock:
+            if self.closed:
+                raise ServiceError(503, "the service is shutting down")
+            for s, it in pairs:
+                if self.slates.acknowledged(s, it):
+                    raise ServiceError(409, f"duplicate event: slate {s}, item {it} was already acknowledged")
+            first, last = self.run.append(frame)  # returns after COMMIT: durable
+            self.slates.mark_acknowledged(pairs)
+        for user, item in clicked:
+            self.clicks.add(user, item)
+        if clicked:
+            self.items.record_clicks(np.array([i for _, i in clicked], np.int64))
+        self.metrics.events.inc(len(pairs))
+        self.metrics.event_batches.inc()
+        return len(pairs), first, last
+
+    # -- catalogue --------------------------------------------------------------------------------------
+    @property
+    def scorer(self) -> Any:
+        """The clickbait scorer (the shipped model, loaded on first use)."""
+        if self._scorer is None:
+            from intentrank.clickbait import load_default_scorer
+
+            self._scorer = load_default_scorer()
+        return self._scorer
+
+    def score_titles(self, titles: list[str]) -> tuple[np.ndarray, list[str]]:
+        """(scores, category names) of ``titles`` by the clickbait scorer."""
+        scores = np.asarray(self.scorer.score(titles), np.float64)
+        if scores.shape != (len(titles),) or not np.all(np.isfinite(scores)):
+            raise IntentRankError(f"the clickbait scorer returned shape {scores.shape} or non-finite values")
+        return scores, [CATEGORIES[int(c)] for c in categorize(np.clip(scores, 0.0, 1.0))]
+
+    def update_items(self, new: list[Any], retire: list[int]) -> dict[str, Any]:
+        """Add items (scored for clickbait on arrival, written to the store) and retire others."""
+        ids = np.empty(0, np.int64)
+        scores = np.empty(0)
+        cats: list[str] = []
+        if new:
+            titles = [it.title for it in new]
+            scores, cats = self.score_titles(titles)
+            now = self.now()
+            frame = pd.DataFrame(
+                {
+                    "title": titles,
+                    "topic": [it.topic for it in new],
+                    "source": [it.source for it in new],
+                    "publish_ts": [now if it.publish_ts is None else it.publish_ts for it in new],
+                    "length": np.array([len(t.split()) for t in titles], np.int32),
+                    "clickbait_score": scores,
+                }
+            )
+            with self._store_lock:
+                ids = self.items.add(frame)
+                self.store.write_items(self.items.snapshot.items.iloc[ids])
+        retired = 0
+        if retire:
+            try:
+                retired = self.items.retire(np.asarray(retire, np.int64))
+            except IntentRankError as err:
+                raise ServiceError(404, str(err)) from None
+        return {
+            "item_ids": ids.tolist(),
+            "clickbait_scores": [float(s) for s in scores],
+            "categories": cats,
+            "retired": retired,
+        }
+
+    # -- models -----------------------------------------------------------------------------------------
+    def publish(self, model: MultiTaskRanker, source: str) -> int:
+        """Serve ``model`` from now on (atomic swap); keeps the previous ones for rollback."""
+        with self._model_lock:
+            version = self.slot.swap(model)
+            self.history.append(ModelVersion(version, source, time.time(), model))
+            kept = [h for h in self.history if h.model is not None]
+            for h in kept[:-KEEP_MODELS]:
+                h.model = None
+            del self.history[:-KEEP_HISTORY]
+            self.metrics.model(version, self.slot.swaps)
+            return version
+
+    def rollback(self) -> int:
+        """Serve the model published before the current one again (as a new version)."""
+        with self._model_lock:
+            if len(self.history) < 2 or self.history[-2].model is None:
+                raise ServiceError(409, "no previous model to roll back to")
+            prev = self.history[-2]
+        return self.publish(prev.model, f"rollback to v{prev.version}")  # type: ignore[arg-type]
+
+    def models(self) -> dict[str, Any]:
+        with self._model_lock:
+            hist = [
+                {"version": h.version, "source": h.source, "published_at": h.published_at}
+                for h in self.history
+            ]
+            return {
+                "version": self.slot.version,
+                "previous_version": self.history[-2].version if len(self.history) > 1 else None,
+                "swaps": self.slot.swaps,
+                "history": hist,
+            }
+
+    def health(self) -> dict[str, Any]:
+        snap = self.items.snapshot
+        return {
+            "status": "ok" if not self.closed else "closing",
+            "model_version": self.slot.version,
+            "items": len(snap),
+            "live_items": len(snap.live_ids),
+            "sessions": len(self.sessions),
+            "run_id": self.run.run_id,
+        }
+
+    # -- shutdown ---------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Mark the run complete and close the store (a killed process leaves the run 'running')."""
+        with self._store_lock:
+            if self.closed:
+                return
+            self.closed = True
+            try:
+                self.run.complete()
+            finally:
+                self.store.close()
