@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from intentrank.clickbait import ClickbaitScorer
+from intentrank.clickbait import ClickbaitScorer, load_default_scorer
 from intentrank.errors import DataError, IntentRankError
 
 from .conftest import damage
@@ -45,6 +45,8 @@ def _meta(**update: object) -> bytes:
 def test_intact_copy_loads(shipped_copy: Path) -> None:
     s = ClickbaitScorer.load(shipped_copy).score(["Senate passes budget bill"])
     assert s.shape == (1,) and 0 <= s[0] <= 1
+    # the intact copy scores exactly as the shipped model does
+    assert s[0] == load_default_scorer().score(["Senate passes budget bill"])[0]
 
 
 @pytest.mark.parametrize(

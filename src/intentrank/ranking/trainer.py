@@ -366,7 +366,7 @@ class Trainer:
         model = self._fitted()
         parts: dict[str, list[Tensor]] = {"p_click": [], "time": [], "p_conv": [], "dwell_log1p": []}
         model.eval()
-        enc = FeatureEncoder(model.config.features)
+        enc = self.encoder_  # built with the model (fit or load)
         with torch_threads(self._threads()):
             for s in range(0, len(data), batch_size):
                 out = model(enc.to_batch(*data.rows(slice(s, s + batch_size))))
