@@ -6,7 +6,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup system-tools run test lint bench clean
+
+# Debian tools the tests and benchmarks drive: a headless browser (page and report screenshots) and a load
+# generator. Installed with apt-get when missing (needs root, or sudo without a password).
+SYSTEM_TOOLS := chromium chromedriver wrk
+system-tools:
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo -n"; \
+	  else echo "error: need root (or sudo) to apt-get install chromium chromium-driver wrk" >&2; exit 2; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    chromium chromium-driver wrk >/dev/null; \
+	fi
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +36,7 @@ run: setup
 lint: setup
 	$(BIN)/ruff check src tests bench scripts
 
-test: setup lint
+test: setup system-tools lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: setup
