@@ -33,6 +33,9 @@ app.add_typer(clickbait_app, name="clickbait")
 from intentrank.cli.config_cmd import config_app  # noqa: E402
 
 app.add_typer(config_app, name="config")
+from intentrank.cli.store import store_app  # noqa: E402
+
+app.add_typer(store_app, name="store")
 from intentrank.cli.simulate import simulate_app  # noqa: E402
 
 app.add_typer(simulate_app, name="simulate")

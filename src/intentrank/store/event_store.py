@@ -30,12 +30,18 @@ import pyarrow.compute as pc
 
 from intentrank.errors import DataError
 from intentrank.store.files import (
+    PARTITIONED_DIR,
     AtomicParquetWriter,
     RunSelection,
+    Shard,
     Skipped,
+    check_shard,
     legacy_run,
     parquet_paths,
     parquet_runs,
+    partition_columns,
+    partitioned_dir,
+    partitioned_runs,
     read_parquet_events,
     runs_metadata,
     select_run_ids,
@@ -568,19 +574,34 @@ class EventStore:
         return f"(SELECT {cols} FROM {IMPRESSIONS_TABLE})"
 
     @staticmethod
-    def _window(since_event_id: int | None, until_event_id: int | None) -> list[str]:
+    def _window(
+        since_event_id: int | None,
+        until_event_id: int | None,
+        days: list[int] | None = None,
+        shard: Shard | None = None,
+    ) -> list[str]:
         where = []
         if since_event_id is not None:
             where.append(f"event_id > {int(since_event_id)}")
         if until_event_id is not None:
             where.append(f"event_id <= {int(until_event_id)}")
+        if days is not None:
+            where.append(f"day IN ({', '.join(str(int(d)) for d in days) or 'NULL'})")
+        shard = check_shard(shard)
+        if shard is not None:
+            where.append(f"user_id % {shard[1]} = {shard[0]}")
         return where
 
     def _where(
-        self, since_event_id: int | None, until_event_id: int | None, runs: RunSelection
+        self,
+        since_event_id: int | None,
+        until_event_id: int | None,
+        runs: RunSelection,
+        days: list[int] | None = None,
+        shard: Shard | None = None,
     ) -> tuple[str, str | None]:
         """(WHERE clause of the selected rows, WHERE clause of the skipped rows or None)."""
-        where = self._window(since_event_id, until_event_id)
+        where = self._window(since_event_id, until_event_id, days, shard)
         keep = select_run_ids(self._run_records(), runs, str(self.path))
         skipped = None
         if keep is not None:
@@ -610,22 +631,28 @@ class EventStore:
         since_event_id: int | None = None,
         until_event_id: int | None = None,
         runs: RunSelection = "complete",
+        days: list[int] | None = None,
+        shard: Shard | None = None,
     ) -> pd.DataFrame:
         """Impressions with ``since_event_id < event_id <= until_event_id`` (bounds optional), in order.
 
         ``runs``: ``"complete"`` (default; events of running/failed runs are skipped, with a warning and
-        a record in :attr:`skipped`), ``"all"``, or a list of run ids.
+        a record in :attr:`skipped`), ``"all"``, or a list of run ids. ``days``: only these day indices.
+        ``shard=(rank, world)``: only users with ``user_id % world == rank`` (a data-parallel worker's
+        share: a user's whole history stays on one worker).
         """
-        return self.read_impressions_arrow(since_event_id, until_event_id, runs).to_pandas()
+        return self.read_impressions_arrow(since_event_id, until_event_id, runs, days, shard).to_pandas()
 
     def read_impressions_arrow(
         self,
         since_event_id: int | None = None,
         until_event_id: int | None = None,
         runs: RunSelection = "complete",
+        days: list[int] | None = None,
+        shard: Shard | None = None,
     ) -> pa.Table:
         """As :meth:`read_impressions`, as an Arrow table (no pandas copy)."""
-        clause, skipped = self._where(since_event_id, until_event_id, runs)
+        clause, skipped = self._where(since_event_id, until_event_id, runs, days, shard)
         self._note_skipped(skipped)
         return self._con.sql(f"SELECT * FROM {self._source()}{clause} ORDER BY event_id").to_arrow_table()
 
@@ -641,20 +668,38 @@ class EventStore:
         return self._con
 
     # -- Parquet -----------------------------------------------------------------------------
-    def export_parquet(self, directory: str | Path) -> Path:
+    def export_parquet(
+        self, directory: str | Path, partition: str | list[str] | tuple[str, ...] = ()
+    ) -> Path:
         """Write ``impressions.parquet`` (every run, runs in its metadata) and ``items.parquet``.
 
-        Each file is written to a temporary name and renamed when complete; returns the directory.
+        ``partition`` (e.g. ``"day,run"``): write the impressions as hive-style partitions instead,
+        ``impressions/day=D/run_id=R/*.parquet`` (the partition columns live in the directory names;
+        every file carries the runs metadata), read lazily by :func:`read_events` with partition pruning.
+        Each file (the partition tree as a whole) is written to a temporary name and renamed when
+        complete; returns the directory.
         """
         out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
+        if out.exists() and not out.is_dir():
+            raise DataError(f"cannot export to {out}: it is a file, not a directory")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise DataError(f"cannot export to {out}: {err}") from None
         imp_file, items_file = parquet_paths(out)
+        keys = partition_columns(partition) if partition else []
+        if (out / (PARTITIONED_DIR if not keys else imp_file.name)).exists():
+            have = "a partitioned impressions/ tree" if not keys else "impressions.parquet"
+            raise DataError(f"cannot export to {out}: it already holds {have} (another layout)")
         write_parquet_atomic(
             self._con.sql(f"SELECT * FROM {ITEMS_TABLE} ORDER BY item_id")
             .to_arrow_table()
             .cast(ITEMS_ARROW_SCHEMA),
             items_file,
         )
+        if keys:
+            self._export_partitioned(out / PARTITIONED_DIR, keys)
+            return out
         writer = AtomicParquetWriter(imp_file, IMPRESSIONS_ARROW_SCHEMA)
         try:
             reader = self._con.sql(f"SELECT * FROM {self._source()} ORDER BY event_id").to_arrow_reader(
@@ -668,6 +713,33 @@ class EventStore:
         writer.commit(runs_metadata(self._run_records()))
         return out
 
+    def _export_partitioned(self, target: Path, keys: list[str]) -> None:
+        """DuckDB's hive-partitioned COPY into a temporary tree, renamed over ``target`` when complete."""
+        import os
+        import shutil
+
+        meta = runs_metadata(self._run_records())
+        kv = ", ".join(f"'{k}': '{v.replace(chr(39), chr(39) * 2)}'" for k, v in meta.items())
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        cols = ", ".join(f'"{c}"::{t} AS "{c}"' for c, (t, _) in IMPRESSION_COLUMNS.items())
+        try:
+            self._con.execute(
+                f"COPY (SELECT {cols} FROM {self._source()} ORDER BY event_id) TO '{tmp}' "
+                f"(FORMAT PARQUET, PARTITION_BY ({', '.join(keys)}), KV_METADATA {{{kv}}})"
+            )
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            if target.exists():
+                os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        except (duckdb.Error, OSError) as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise DataError(f"cannot export to {target}: {err}") from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
     @classmethod
     def import_parquet(cls, source: str | Path, path: str | Path) -> EventStore:
         """Create a store at ``path`` from Parquet events (directory or file layout), keeping ids and runs.
@@ -675,8 +747,14 @@ class EventStore:
         The store must hold no events; all runs (with their statuses) are imported.
         """
         imp_file, _ = parquet_paths(source)
-        if not imp_file.is_file():
-            raise DataError(f"{source}: no impressions.parquet (directory) or Parquet file to import")
+        part_dir = partitioned_dir(source)
+        if part_dir is not None:
+            imp_file = part_dir
+        elif not imp_file.is_file():
+            raise DataError(
+                f"{source}: no impressions.parquet or impressions/ partitions (directory) or Parquet "
+                "file to import"
+            )
         store = cls(path)
         try:
             if store.watermark() >= 0:
@@ -687,7 +765,7 @@ class EventStore:
             ids = imported.column("event_id").to_numpy()
             if len(ids) and (ids[0] < 0 or np.any(np.diff(ids) <= 0)):
                 raise DataError(f"{imp_file}: event_id must be non-negative and strictly increasing")
-            runs = parquet_runs(imp_file)
+            runs = parquet_runs(imp_file) if part_dir is None else partitioned_runs(part_dir)
             unknown = set(pc.unique(imported.column("run_id")).to_pylist()) - {int(r["run_id"]) for r in runs}
             if unknown:
                 raise DataError(f"{imp_file}: rows of run(s) {sorted(unknown)} not in its runs metadata")
@@ -737,22 +815,26 @@ def read_events(
     since_event_id: int | None = None,
     until_event_id: int | None = None,
     runs: RunSelection = "complete",
+    days: list[int] | None = None,
+    shard: Shard | None = None,
 ) -> EventData:
-    """Read events from an open store, a DuckDB store file, a Parquet file or a Parquet directory.
+    """Read events from an open store, a DuckDB store file, a Parquet file or a Parquet directory (one
+    file or hive-style partitions by day and/or run, read lazily: only the asked days' files are opened).
 
     ``since_event_id < event_id <= until_event_id`` (bounds optional); ``runs`` as in
-    :meth:`EventStore.read_impressions` (default: complete runs, with a warning about what was skipped).
-    The Parquet layout is described in :mod:`intentrank.store.files`.
+    :meth:`EventStore.read_impressions` (default: complete runs, with a warning about what was skipped);
+    ``days``: only these day indices; ``shard=(rank, world)``: only users with ``user_id % world == rank``
+    (a data-parallel worker's share). The Parquet layouts are described in :mod:`intentrank.store.files`.
     """
     if isinstance(source, EventStore):
-        imp = source.read_impressions(since_event_id, until_event_id, runs)
+        imp = source.read_impressions(since_event_id, until_event_id, runs, days, shard)
         return EventData(imp, source.read_items(), source.skipped)
     p = Path(source)
     if not p.exists():
         raise DataError(f"event source not found: {p}")
     if p.is_dir() or p.suffix == ".parquet":
-        table, items, skipped = read_parquet_events(p, since_event_id, until_event_id, runs)
+        table, items, skipped = read_parquet_events(p, since_event_id, until_event_id, runs, days, shard)
         warn_skipped(str(p), skipped)
         return EventData(table.to_pandas(), None if items is None else items.to_pandas(), skipped)
     with EventStore(p, read_only=True) as store:
-        return read_events(store, since_event_id, until_event_id, runs)
+        return read_events(store, since_event_id, until_event_id, runs, days, shard)
