@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from intentrank.cli.common import user_errors
+from intentrank.errors import ConfigError, IntentRankError
 
 _EVENTS_HELP = (
     "DuckDB event store, Parquet file (X.parquet + X.items.parquet) or export directory; complete runs "
@@ -30,8 +31,19 @@ def train(
     threads: Annotated[
         int | None, typer.Option(min=1, help="Override ranker.train.threads (torch threads).")
     ] = None,
+    nproc: Annotated[
+        int, typer.Option(min=1, help="Data-parallel processes on this machine (launches torchrun; DDP).")
+    ] = 1,
+    max_steps: Annotated[
+        int | None, typer.Option(min=1, help="Multi-process mode: stop after this many optimiser steps.")
+    ] = None,
 ) -> None:
     """Train the ranker on EVENTS and save it to OUT; prints the validation metrics as JSON.
+
+    Multi-process (PyTorch DDP, docs/scale.md): ``--nproc N`` runs N ranks on this machine via torchrun,
+    or run ``torchrun ... -m intentrank.cli.main train ...`` yourself (any node count); each rank reads
+    its users' share of the events, rank 0 logs and writes OUT (and OUT/ddp_state.pt after every epoch,
+    which ``--resume`` continues from).
 
     The config's ``mitigation`` methods that act on training (shallow tower, plain feature, adversarial,
     aux loss, down-weighting, RL alignment) are applied; the serving-only ``heuristic`` is not part of a
@@ -40,6 +52,7 @@ def train(
     from intentrank.cli.common import check_output_dir
     from intentrank.config import load_config
     from intentrank.mitigation.pipeline import MitigationPlan
+    from intentrank.ranking import distributed as D
     from intentrank.ranking.checkpoint import check_resume_compatible
     from intentrank.ranking.trainer import Trainer
 
@@ -48,7 +61,15 @@ def train(
     plan = MitigationPlan(full.mitigation)
     cfg = plan.ranker_config(full.ranker)
     check_output_dir(out, "--out")  # before any work: a file or an unwritable place is refused now
-    if resume and config is not None:  # a config's architecture must be the checkpoint's
+    source = events if events is not None else Path(full.store.path)
+    ctx = D.context_from_env()
+    if nproc > 1 and ctx is None:  # launch the ranks; each runs this command again under torchrun
+        _launch(nproc, source, out, config, epochs, resume, threads, max_steps, plan.names)
+        return
+    exact_resume = ctx is not None and resume and (out / D.STATE_FILE).is_file()
+    if exact_resume:  # an interrupted distributed run: weights and optimisers from OUT/ddp_state.pt
+        trainer = plan.make_trainer(full.ranker)
+    elif resume and config is not None:  # a config's architecture must be the checkpoint's
         check_resume_compatible(out, cfg)
         trainer = Trainer.load(out, cfg, warm_start=True)
         trainer.model_factory = plan.build_model
@@ -59,9 +80,55 @@ def train(
         trainer.config = saved.model_copy(update={"train": saved.train.model_copy(update=train_over)})
     else:
         trainer = plan.make_trainer(full.ranker)
-    result = plan.fit(trainer, events if events is not None else Path(full.store.path))
+    if ctx is not None:
+        if "rl_alignment" in plan.names:
+            raise ConfigError("mitigation rl_alignment is not supported under torchrun (train, then align)")
+        with D.process_group(ctx):
+            result = D.train_distributed(
+                trainer, source, out, ctx=ctx, resume=exact_resume, max_steps=max_steps,
+                hooks_for=lambda m: plan.trainer_hooks(m).as_kwargs(),
+            )  # fmt: skip
+        if ctx.is_main:
+            _print(result | {"model_dir": str(out), "mitigation": plan.names})
+        return
+    result = plan.fit(trainer, source)
     trainer.save(out, result)
     _print(result | {"model_dir": str(out), "mitigation": plan.names})
+
+
+def _launch(
+    nproc: int,
+    source: Path,
+    out: Path,
+    config: Path | None,
+    epochs: int | None,
+    resume: bool,
+    threads: int | None,
+    max_steps: int | None,
+    mitigation: list[str],
+) -> None:
+    """Run ``intentrank train`` in ``nproc`` processes (torchrun --standalone) and wait for them."""
+    import subprocess
+
+    from intentrank.errors import DataError
+    from intentrank.ranking.distributed import torchrun_command
+
+    if "rl_alignment" in mitigation:
+        raise ConfigError("mitigation rl_alignment is not supported with --nproc > 1 (train, then align)")
+    if not source.exists():
+        raise DataError(f"event source not found: {source}")
+    args = ["train", "--out", str(out), "--events", str(source)]
+    for flag, value in (("--config", config), ("--epochs", epochs), ("--threads", threads),
+                        ("--max-steps", max_steps)):  # fmt: skip
+        if value is not None:
+            args += [flag, str(value)]
+    if resume:
+        args.append("--resume")
+    rc = subprocess.call(torchrun_command(nproc, args))
+    if rc != 0:
+        raise IntentRankError(
+            f"distributed training failed (torchrun exit status {rc}; see the ranks' output)"
+        )
 
 
 @user_errors

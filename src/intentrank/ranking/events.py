@@ -37,16 +37,21 @@ def load_events(
     since_event_id: int | None = None,
     until_event_id: int | None = None,
     runs: str | list[int] = "complete",
+    shard: tuple[int, int] | None = None,
 ) -> pd.DataFrame:
     """Impressions (optionally ``since < event_id ≤ until``) joined with item features.
 
     ``source``: an :class:`~intentrank.store.EventStore`, the path of a DuckDB store, a Parquet
     directory or file (layout in docs/store.md), or an impressions DataFrame (with ``items`` or already
     joined). ``runs``: ``"complete"`` (default: events of killed or failed runs are skipped, with a
-    warning), ``"all"`` or a list of run ids. Raises :class:`DataError` if there are no events.
+    warning), ``"all"`` or a list of run ids. ``shard=(rank, world)``: only the users with
+    ``user_id % world == rank`` (a data-parallel worker's share, read by the store). Raises
+    :class:`DataError` if there are no events.
     """
     if isinstance(source, pd.DataFrame):
         imp, what = source, "event frame"
+        if shard is not None:
+            imp = imp[imp["user_id"] % shard[1] == shard[0]]
         if "event_id" in imp.columns and (since_event_id is not None or until_event_id is not None):
             m = pd.Series(True, index=imp.index)
             if since_event_id is not None:
@@ -56,7 +61,7 @@ def load_events(
             imp = imp[m]
     else:
         what = str(getattr(source, "path", source))
-        data = read_events(source, since_event_id, until_event_id, runs)
+        data = read_events(source, since_event_id, until_event_id, runs, shard=shard)
         imp = data.impressions
         items = data.items if items is None else items
     if len(imp) == 0:

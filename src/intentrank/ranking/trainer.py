@@ -228,11 +228,13 @@ class Trainer:
         batch: dict[str, Tensor],
         extra_losses: Sequence[ExtraLoss] = (),
         sample_weight_fn: Callable[[dict[str, Tensor]], Tensor] | None = None,
+        module: nn.Module | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Total loss of one batch (model in its current mode)."""
+        """Total loss of one batch (model in its current mode). ``module`` runs the forward pass instead
+        of ``model_`` (the DDP wrapper of ``model_`` in :mod:`intentrank.ranking.distributed`)."""
         if sample_weight_fn is not None:
             batch = {**batch, "w": batch["w"] * sample_weight_fn(batch)}
-        out = self.model_(batch)
+        out = (module or self.model_)(batch)
         total, parts = multitask_loss(out, batch, self.config_.labels.task_weights, self.model_.esmm)
         for fn in extra_losses:
             total = total + fn(out, batch)
