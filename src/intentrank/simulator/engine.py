@@ -1,9 +1,12 @@
 """The simulation engine: days of sessions of slates, whole cohorts of users advanced together.
 
-Per day and arm, the users active that day are processed in batches of ``batch_users``; a batch
-advances slate by slate (all its users' k-th slates in one vectorised step) until every session has
-stopped. No per-impression Python loop. Randomness comes from one ``SeedSequence`` per
-(seed, day, arm, batch), so the same seed and config give the same event log.
+Per day and arm, the users active that day are processed in batches: with a static catalogue a batch
+is the active users of one id block ``[b·batch_users, (b+1)·batch_users)`` (so the same user gets the
+same draws whichever other blocks run: user-sharded runs are exact); in the living world, chunks of
+``batch_users`` of each window's users. A batch advances slate by slate (all its users' k-th slates in
+one vectorised step) until every session has stopped. No per-impression Python loop. Randomness comes
+from one ``SeedSequence`` per (seed, day, arm, batch), so the same seed and config give the same event
+log.
 
 Retrieval: each session gets a random affine permutation of the catalogue
 ``item(j) = (offset + stride·j) mod n`` with ``gcd(stride, n) = 1``; slate ``k`` of the session
@@ -129,9 +132,13 @@ class Simulator:
         arms: np.ndarray | None = None,
         seed: int = 0,
         daily: bool = False,
+        users: np.ndarray | None = None,
     ) -> None:
         """``daily``: keep an end-of-day snapshot of every user's counters (per-day KPIs, see
-        :meth:`day_frame`; costs the KPI arrays' memory once per day)."""
+        :meth:`day_frame`; costs the KPI arrays' memory once per day). ``users``: simulate only these user
+        ids (the others are never active); with a static catalogue and fixed policies, a shard made of
+        whole id blocks of ``batch_users`` gets exactly its users' events of a run over everyone (the
+        random streams are per (seed, day, arm, id block); see :mod:`intentrank.experiments.parallel`)."""
         if isinstance(policies, Policy):
             policies = [policies]
         if isinstance(policies, Mapping):
@@ -165,6 +172,13 @@ class Simulator:
             )
         self.world, self.policies, self.arm_names = world, pols, names
         self.arms = arms.astype(np.int16)
+        self.only = np.ones(n_users, dtype=bool)
+        if users is not None:
+            ids = np.asarray(users, dtype=np.int64)
+            if ids.size and (ids.min() < 0 or ids.max() >= n_users):
+                raise ConfigError(f"users: ids must be in 0..{n_users - 1}")
+            self.only = np.zeros(n_users, dtype=bool)
+            self.only[ids] = True
         self.seed = int(seed)
         self.kpis = KPIAccumulator(n_users, cfg.days)
         #: end-of-day snapshots of ``kpis`` (per-day KPIs: ``snapshots[d].since(snapshots[d - 1])``)
@@ -218,7 +232,7 @@ class Simulator:
         self.world.users.reset()
         buffer = _EventBuffer(sink, self.arm_names, cfg.flush_rows)
         users = self.world.users
-        active = np.ones(len(users), dtype=bool)
+        active = self.only.copy()
         all_items = np.arange(len(self.world.catalogue), dtype=np.int64)
         if first_day < 0:
             raise ConfigError(f"first_day must be ≥ 0, got {first_day}")
@@ -231,9 +245,13 @@ class Simulator:
             else:
                 for arm in range(len(self.policies)):
                     ids = np.flatnonzero(active & (self.arms == arm)).astype(np.int64)
-                    for b, start in enumerate(range(0, len(ids), cfg.batch_users)):
+                    # batches are id blocks [b·batch_users, (b+1)·batch_users): a batch's users, and so
+                    # its random stream's draws, do not depend on which other blocks are simulated
+                    blocks = ids // cfg.batch_users
+                    cuts = np.flatnonzero(np.diff(blocks)) + 1
+                    for batch in np.split(ids, cuts) if len(ids) else []:
+                        b = int(batch[0] // cfg.batch_users)
                         rng = np.random.default_rng(np.random.SeedSequence([self.seed, day, arm, b, 0x51]))
-                        batch = ids[start : start + cfg.batch_users]
                         self._run_batch(batch, arm, day, rng, buffer, all_items)
             buffer.flush()
             self.kpis.active_days[active] += 1
@@ -243,8 +261,9 @@ class Simulator:
             bcfg = cfg.behaviour
             users.trust += np.float32(bcfg.trust_recovery) * (users.trust0 - users.trust)
             rng = np.random.default_rng(np.random.SeedSequence([self.seed, day, 0x7E7]))
-            active = rng.random(len(users), dtype=np.float32) < bh.return_prob(
-                users.trust, users.activity_offset, bcfg
+            active = self.only & (
+                rng.random(len(users), dtype=np.float32)
+                < bh.return_prob(users.trust, users.activity_offset, bcfg)
             )
             if self.daily:
                 self.snapshots.append(self.kpis.snapshot())
