@@ -113,3 +113,17 @@ def _trainer_default() -> Trainer:
     from intentrank.ranking.config import RankerConfig
 
     return Trainer(RankerConfig())
+
+
+def test_a_partitioned_export_trains_like_the_store(store: Path, tmp_path: Path) -> None:
+    from intentrank.store import EventStore
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(CONFIG))
+    with EventStore(store, read_only=True) as s:
+        s.export_parquet(tmp_path / "exp", partition="day,run")
+    a, b = _trainer(cfg), _trainer(cfg)
+    ra = train_distributed(a, store, tmp_path / "a", ctx=None, world=2, max_steps=10)
+    rb = train_distributed(b, tmp_path / "exp", tmp_path / "b", ctx=None, world=2, max_steps=10)
+    assert ra["n_train"] == rb["n_train"] and ra["valid"] == rb["valid"]
+    assert _max_diff(a.model_.state_dict(), b.model_.state_dict()) == 0.0

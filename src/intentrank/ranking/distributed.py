@@ -398,10 +398,13 @@ def train_distributed(
     Without ``ctx``: one process reads the ``world`` shards and trains on them as ranks (the reference)."""
     ranks = [ctx.rank] if ctx is not None else list(range(world))
     n_world = ctx.world if ctx is not None else world
+    t0 = time.perf_counter()
     shards = load_shards(trainer, source, ranks, n_world)
+    load_s = time.perf_counter() - t0
     result = fit_data_parallel(
         trainer, shards, ctx=ctx, checkpoint_dir=out, resume=resume, max_steps=max_steps, hooks_for=hooks_for
     )
+    result["time_split_s"]["load_s"] = round(load_s, 3)  # this rank's read + encode of its shard(s)
     if ctx is None or ctx.is_main:
         trainer.save(out, result)
     return result
