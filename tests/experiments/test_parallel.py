@@ -98,3 +98,12 @@ def test_ray_sweep_and_replicates_equal_one_process(catalogue: Catalogue, ray_lo
         assert a["seed"] == b["seed"] and a["summary"] == b["summary"]
         pd.testing.assert_frame_equal(pd.DataFrame(a["compare"]), pd.DataFrame(b["compare"]))
     assert len({r["summary"]["ctr"]["ctr"] for r in reps}) == 3
+
+
+def test_process_pool_equals_serial(catalogue: Catalogue) -> None:
+    cfg = CONFIG.model_copy(update={"users": 200, "days": 2})
+    grid = [{"w": 0.2}, {"w": 0.6}]
+    pool = sweep_heuristic(grid, cfg, seed=5, catalogue=catalogue, backend="process")
+    pd.testing.assert_frame_equal(
+        pool, sweep_heuristic(grid, cfg, seed=5, catalogue=catalogue, backend="serial")
+    )
