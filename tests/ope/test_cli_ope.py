@@ -113,5 +113,7 @@ def test_unknown_policy_and_estimator_names_are_listed(explored: Path) -> None:
     assert "unknown policy 'nope'" in res.output and "truth_formula" in res.output and "explore" in res.output
     res = runner.invoke(app, ["ope", "--log", str(explored), "--policy", "random", "--estimators", "ips,foo"])
     assert res.exit_code == 2 and "unknown estimator(s) foo" in res.output and "rips" in res.output
+    res = runner.invoke(app, ["ope", "--log", str(explored), "--policy", "random", "--users", "7"])
+    assert res.exit_code == 2 and f"the log holds {USERS} users, not --users 7" in res.output
     res = runner.invoke(app, ["ope", "--log", str(explored.with_name("none.duckdb")), "--policy", "random"])
     assert res.exit_code == 2 and "not found" in res.output

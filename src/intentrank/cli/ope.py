@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import typer
 
 from intentrank.cli.common import user_errors
@@ -59,7 +60,9 @@ def ope(
     config: Path | None = typer.Option(
         None, "--config", help="Config the run was simulated with (oracle targets rebuild its users)."
     ),
-    users: int | None = typer.Option(None, "--users", help="Users of the simulated run (simulator.users)."),
+    users: int | None = typer.Option(
+        None, "--users", help="Users of the simulated run (default: as many as the log holds)."
+    ),
     n_bootstrap: int = typer.Option(1000, "--n-bootstrap", min=0, help="Bootstrap resamples (of slates)."),
     n_samples: int = typer.Option(256, "--n-samples", min=1, help="Monte Carlo rankings per slate."),
     alpha: float = typer.Option(0.05, "--alpha", min=1e-6, max=0.5, help="1 - confidence level of the CIs."),
@@ -83,8 +86,8 @@ def ope(
     if not log.is_file():
         raise DataError(f"--log: event store not found: {log}")
     stored = read_logged_run(log, run)  # DataError here when the log has no propensities
-    cfg = load_config(config, [("simulator.users", users, "--users")])
-    seed_run = int(stored.run["seed"]) if stored.run.get("seed") is not None else cfg.seed
+    cfg = load_config(config)
+    seed_run = int(stored.run["seed"]) if pd.notna(stored.run.get("seed")) else cfg.seed
     catalogue = build_catalogue(config=cfg.simulator.catalogue, seed=seed_run)
     if len(catalogue) != stored.n_items:
         raise DataError(
@@ -92,13 +95,13 @@ def ope(
             f"{len(catalogue)}; "
             "pass the --config the run was simulated with"
         )
+    # every simulated user browses on the first day, so the run's users are 0 .. max id
     n_users = int(stored.log.user_id.max()) + 1
-    if n_users > cfg.simulator.users:
+    if users is not None and users != n_users:
         raise DataError(
-            f"{log} run {stored.run['run_id']}: user ids reach {n_users - 1} but simulator.users is "
-            f"{cfg.simulator.users}; pass --users (or --config) as the run was simulated"
+            f"{log} run {stored.run['run_id']}: the log holds {n_users} users, not --users {users}"
         )
-    world = World.create(catalogue, cfg.simulator, seed=seed_run)
+    world = World.create(catalogue, cfg.simulator, seed=seed_run, n_users=n_users)
     target.bind(world)
     print(
         f"run {stored.run['run_id']} of {log}: {stored.log.n_slates:,} slates logged by "
