@@ -63,7 +63,7 @@ def ope(
     users: int | None = typer.Option(
         None, "--users", help="Users of the simulated run (default: as many as the log holds)."
     ),
-    n_bootstrap: int = typer.Option(1000, "--n-bootstrap", min=0, help="Bootstrap resamples (of slates)."),
+    n_bootstrap: int = typer.Option(1000, "--n-bootstrap", min=0, help="Bootstrap resamples (of users)."),
     n_samples: int = typer.Option(256, "--n-samples", min=1, help="Monte Carlo rankings per slate."),
     alpha: float = typer.Option(0.05, "--alpha", min=1e-6, max=0.5, help="1 - confidence level of the CIs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and the Monte Carlo."),
