@@ -25,7 +25,7 @@ from intentrank.store.schema import IMPRESSION_COLUMNS, ITEM_COLUMNS
 from tests.test_config import alias_bomb
 
 runner = CliRunner()
-POLICIES = {"random", "intent_oracle"}
+POLICIES = {"random", "intent_oracle", "explore"}
 
 
 def _problems(tmp_path: Path, text: str) -> list[str]:

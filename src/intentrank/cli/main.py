@@ -46,6 +46,9 @@ app.command("evaluate")(evaluate)
 from intentrank.cli.run import run  # noqa: E402
 
 app.command("run")(run)
+from intentrank.cli.ope import ope  # noqa: E402
+
+app.command("ope")(ope)
 from intentrank.cli.serve import serve  # noqa: E402
 
 app.command("serve")(serve)

@@ -51,21 +51,22 @@ def _policies(
     names: list[str], model: Path | None, base: str | None
 ) -> dict[str, tuple[Any, dict[str, Any]]]:
     """The named policies from the registry with their parameters; ``--model`` goes to ``ranker``,
-    ``--base`` to ``heuristic`` (and ``--model`` to a ``ranker`` base)."""
+    ``--base`` to ``heuristic`` or ``explore`` (and ``--model`` to a ``ranker`` base)."""
     from intentrank.simulator.registry import get_policy
 
+    wrappers = ("heuristic", "explore")
     out: dict[str, tuple[Any, dict[str, Any]]] = {}
     for name in names:
         params: dict[str, Any] = {}
-        if name == "ranker" or (name == "heuristic" and base == "ranker"):
+        if name == "ranker" or (name in wrappers and base == "ranker"):
             params["model_dir"] = str(model) if model is not None else None
-        if name == "heuristic" and base is not None:
+        if name in wrappers and base is not None:
             params["base"] = base
         out[name] = (get_policy(name, **params), params)
-    if model is not None and not any(n == "ranker" or (n == "heuristic" and base == "ranker") for n in names):
+    if model is not None and not any(n == "ranker" or (n in wrappers and base == "ranker") for n in names):
         raise ConfigError("--model is only used by the 'ranker' policy (or --policy heuristic --base ranker)")
-    if base is not None and "heuristic" not in names:
-        raise ConfigError("--base is only used by the 'heuristic' policy")
+    if base is not None and not any(n in wrappers for n in names):
+        raise ConfigError("--base is only used by the 'heuristic' and 'explore' policies")
     return out
 
 

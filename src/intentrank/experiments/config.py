@@ -19,10 +19,12 @@ class ExperimentConfig(BaseModel):
 
     out_dir: str = Field("runs/latest", min_length=1, description="Where events, model and results go.")
     logging_policy: str = Field(
-        "random",
+        "explore",
         min_length=1,
-        description="Simulator policy that generates the training log (stochastic, so the log covers the "
-        "catalogue and carries propensities).",
+        description="Simulator policy that generates the training log. The default 'explore' samples "
+        "slates by Plackett–Luce over the click oracle's scores with 10 % uniform slates, and logs each "
+        "impression's item-position and cascade propensities, the candidates, the slate id and the model "
+        "version, so policies can be evaluated off-policy (`intentrank ope`).",
     )
     log_users: int = Field(4_000, ge=10, description="Users in the logging phase.")
     log_days: int = Field(2, ge=2, description="Days in the logging phase; the last day is held out.")

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from intentrank.errors import ConfigError
+from intentrank.serving.ordering import SlateProbabilities, marginal_matrix, slate_probabilities
 
 
 class ItemTable(Protocol):
@@ -52,11 +53,19 @@ class SlateRequest:
 
 
 class Policy(ABC):
-    """Scores candidates; higher = better. Subclasses set ``name`` and may set ``stochastic``."""
+    """Scores candidates; higher = better. Subclasses set ``name`` and may set ``stochastic``.
+
+    ``epsilon`` (stochastic only): probability of a uniformly random slate instead of the Plackett–Luce
+    sample. ``logs_slates``: the simulator logs each slate's candidates and item-position / cascade
+    propensities for off-policy evaluation (an exploring logging policy sets it).
+    """
 
     name: str = "policy"
     stochastic: bool = False
     temperature: float = 1.0
+    epsilon: float = 0.0
+    logs_slates: bool = False
+    model_version: str | None = None
 
     @abstractmethod
     def scores(self, request: SlateRequest, items: ItemTable) -> np.ndarray:
@@ -67,6 +76,30 @@ class Policy(ABC):
 
     def update(self, item_ids: np.ndarray, clicks: np.ndarray) -> None:  # noqa: B027 (optional hook)
         """Called after each step with the shown slates (B, S) and their clicks (B, S) (online policies)."""
+
+    def probabilities(
+        self,
+        scores: np.ndarray,
+        order: np.ndarray,
+        rng: np.random.Generator | None = None,
+        n_samples: int = 256,
+    ) -> SlateProbabilities:
+        """This policy's conditional, cascade and item-position probabilities of the slates ``order``
+        (B, S candidate columns) given its ``scores`` (B, K) on their candidates: a
+        :class:`~intentrank.serving.ordering.SlateProbabilities` (what off-policy evaluation needs)."""
+        return slate_probabilities(
+            scores, order, stochastic=self.stochastic, temperature=self.temperature,
+            epsilon=self.epsilon, n_samples=n_samples, rng=rng,
+        )  # fmt: skip
+
+    def marginals(
+        self, scores: np.ndarray, S: int, rng: np.random.Generator | None = None, n_samples: int = 256
+    ) -> np.ndarray:
+        """(B, K, S) probability of each candidate at each position (one-hot when deterministic)."""
+        return marginal_matrix(
+            scores, S, stochastic=self.stochastic, temperature=self.temperature, epsilon=self.epsilon,
+            n_samples=n_samples, rng=rng,
+        )  # fmt: skip
 
 
 def check_temperature(t: float) -> float:

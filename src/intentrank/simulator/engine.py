@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,9 @@ from intentrank.store.event_store import IMPRESSIONS_ARROW_SCHEMA
 DAY_S = 86_400.0
 SESSION_START_S = (6 * 3600.0, 23 * 3600.0)  # sessions start uniformly between 06:00 and 23:00
 
-#: Receives each batch of events (Arrow table with the producer columns of the event schema).
+#: Receives each batch of events (Arrow table with the producer columns of the event schema). A sink
+#: with a ``slates(table)`` method also receives the slate records of exploring policies (``logs_slates``:
+#: candidates and item-position / cascade propensities, the store's slates table) before their events.
 EventSink = Callable[[pa.Table], None]
 
 _PRODUCER_SCHEMA = pa.schema([f for f in IMPRESSIONS_ARROW_SCHEMA if f.name not in ("event_id", "run_id")])
@@ -92,7 +95,13 @@ class _EventBuffer:
         self.sink, self.flush_rows = sink, flush_rows
         self.dictionary = pa.array(list(arm_names), type=pa.string())
         self.parts: list[dict[str, np.ndarray]] = []
+        self.slates: list[dict[str, Any]] = []
         self.rows = 0
+
+    def add_slates(self, cols: dict[str, Any]) -> None:
+        """Slate records of an exploring policy (sent with the next flush, before its events)."""
+        if self.sink is not None and hasattr(self.sink, "slates"):
+            self.slates.append(cols)
 
     def add(self, cols: dict[str, np.ndarray]) -> None:
         if self.sink is None:
@@ -105,6 +114,26 @@ class _EventBuffer:
     def flush(self) -> None:
         if self.sink is None or not self.parts:
             return
+        if self.slates:
+            parts, self.slates = self.slates, []
+            self.sink.slates(  # type: ignore[attr-defined]
+                pa.table(
+                    {
+                        "slate_id": pa.array(np.concatenate([p["slate_id"] for p in parts]), pa.int64()),
+                        "model_version": pa.array(
+                            [v for p in parts for v in p["model_version"]], pa.string()
+                        ),
+                        **{
+                            c: pa.array([row for p in parts for row in p[c]], pa.list_(t))
+                            for c, t in (
+                                ("candidates", pa.int64()),
+                                ("marginal_propensity", pa.float64()),
+                                ("cascade_propensity", pa.float64()),
+                            )
+                        },
+                    }
+                )
+            )
         cols = {k: np.concatenate([p[k] for p in self.parts]) for k in self.parts[0]}
         self.parts, self.rows = [], 0
         arrays = []
@@ -189,6 +218,8 @@ class Simulator:
         self._session_counter = 0
         self._slate_counter = 0
         self._exam = bh.examination(cfg.slate_size, cfg.behaviour)
+        #: Monte Carlo stream of the logged item-position propensities (apart from the world's draws)
+        self._prop_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x0BE]))
         self._positions = np.arange(cfg.slate_size, dtype=np.int16)
 
     # -- public ------------------------------------------------------------------------------
@@ -372,9 +403,22 @@ class Simulator:
                 )
             order, propensity = select_slates(
                 scores, S, stochastic=policy.stochastic, temperature=policy.temperature, rng=rng,
-                name=policy.name,
+                name=policy.name, epsilon=policy.epsilon,
             )  # fmt: skip
             slate = np.take_along_axis(cand, order, axis=1)  # (nb, S) item ids, best first
+            if policy.logs_slates:  # OPE log: candidates, item-position and cascade propensities
+                probs = policy.probabilities(
+                    scores, order, self._prop_rng, getattr(policy, "n_samples", 64)
+                )
+                buffer.add_slates(
+                    {
+                        "slate_id": self._slate_counter + np.arange(nb, dtype=np.int64),
+                        "model_version": [policy.model_version or policy.name] * nb,
+                        "candidates": list(cand),
+                        "marginal_propensity": list(np.clip(probs.marginal, 1e-12, 1.0)),
+                        "cascade_propensity": list(np.clip(probs.cascade, 1e-300, 1.0)),
+                    }
+                )
 
             # --- outcomes -------------------------------------------------------------------
             interest = interest_flat[u[:, None] * T + topic_of[slate]]

@@ -12,6 +12,9 @@ name               what                                                         
                                                                                     ``b``, ``g``
 ``heuristic``      the heuristic clickbait penalty f(c) over any base policy        ``base``, ``l``, ``h``,
                                                                                     ``d``, ``w``, …
+``explore``        exploring logger: Plackett–Luce over a base policy's standardised  ``base``,
+                   scores, ε-uniform mixing; logs item-position and cascade          ``temperature``,
+                   propensities for off-policy evaluation                            ``epsilon``, …
 =================  ===============================================================  ========================
 
 The simulator's built-ins read the world through ``bind``; ``ranker`` and ``heuristic`` are policies of
@@ -123,6 +126,24 @@ def _heuristic(
     return PenalizedPolicy(default_registry().create(base, **base_params), penalty, name=name)
 
 
+def _explore(
+    base: str = "ctr_oracle",
+    temperature: float = 1.0,
+    epsilon: float = 0.1,
+    n_samples: int = 64,
+    name: str | None = None,
+    **base_params: Any,
+) -> Policy:
+    """Plackett–Luce over ``base``'s standardised scores at ``temperature``, ε-uniform (logs slates)."""
+    from intentrank.serving.explore import ExploringPolicy
+
+    if base == "explore":
+        raise ConfigError("policy 'explore': base must be another policy, not 'explore'")
+    return ExploringPolicy(
+        default_registry().create(base, **base_params), temperature, epsilon, n_samples, name=name
+    )
+
+
 def default_registry() -> PolicyRegistry:
     """The registry of every policy intentrank ships (see the module docstring)."""
     return PolicyRegistry(
@@ -140,6 +161,9 @@ def default_registry() -> PolicyRegistry:
                 _ranker, "a trained multi-task ranker (model_dir) with a formula (a, b, g)"
             ),
             "heuristic": PolicyEntry(_heuristic, "heuristic clickbait penalty over a base policy"),
+            "explore": PolicyEntry(
+                _explore, "exploring logger: Plackett–Luce over a base's scores, ε-uniform (OPE logs)"
+            ),
         }
     )
 

@@ -29,6 +29,10 @@ class StoreSink:
         self.first: int | None = None
         self.last: int | None = None
 
+    def slates(self, table: pa.Table) -> None:
+        """Slate records of an exploring policy (the store's slates table, for off-policy evaluation)."""
+        self.run.append_slates(table)
+
     def __call__(self, batch: pa.Table) -> None:
         first, last = self.run.append(batch)
         if last >= first:
@@ -92,9 +96,18 @@ class CollectSink:
 
     def __init__(self) -> None:
         self.batches: list[pa.Table] = []
+        self.slate_batches: list[pa.Table] = []
 
     def __call__(self, batch: pa.Table) -> None:
         self.batches.append(batch)
+
+    def slates(self, table: pa.Table) -> None:
+        """Keep the slate records of an exploring policy (see :meth:`slate_table`)."""
+        self.slate_batches.append(table)
+
+    def slate_table(self) -> pa.Table | None:
+        """All slate records so far (None when no exploring policy logged any)."""
+        return pa.concat_tables(self.slate_batches) if self.slate_batches else None
 
     def table(self) -> pa.Table:
         """All events so far as one table (policy as plain strings)."""
@@ -125,6 +138,11 @@ class HistorySink(CollectSink):
         super().__call__(batch)
         if self.then is not None:
             self.then(batch)
+
+    def slates(self, table: pa.Table) -> None:
+        """Slate records go on to ``then`` when it takes them (the history needs only the events)."""
+        if self.then is not None and hasattr(self.then, "slates"):
+            self.then.slates(table)
 
     def commit(self, *_: Any) -> None:
         """Feed the kept events to the history and forget them."""

@@ -55,6 +55,8 @@ from intentrank.store.schema import (
     PRODUCER_COLUMNS,
     RUN_COLUMNS,
     RUN_NULLABLE,
+    SLATE_COLUMNS,
+    SLATE_PRODUCER_COLUMNS,
 )
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
@@ -64,12 +66,15 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "DOUBLE": pa.float64(),
     "BOOLEAN": pa.bool_(),
     "VARCHAR": pa.string(),
+    "BIGINT[]": pa.list_(pa.int64()),
+    "DOUBLE[]": pa.list_(pa.float64()),
 }
 
 IMPRESSIONS_TABLE = "impressions"
 ITEMS_TABLE = "items"
 RUNS_TABLE = "runs"
-OUR_TABLES = (IMPRESSIONS_TABLE, ITEMS_TABLE, RUNS_TABLE)
+SLATES_TABLE = "slates"
+OUR_TABLES = (IMPRESSIONS_TABLE, ITEMS_TABLE, RUNS_TABLE, SLATES_TABLE)
 
 OnExisting = Literal["refuse", "append", "replace"]
 
@@ -190,6 +195,10 @@ class RunHandle:
         """Append a batch to this run (see :meth:`EventStore.append_impressions`)."""
         return self.store.append_impressions(events, run_id=self.run_id)
 
+    def append_slates(self, slates: Any) -> int:
+        """Append slate records to this run (see :meth:`EventStore.append_slates`)."""
+        return self.store.append_slates(slates, run_id=self.run_id)
+
     def complete(self) -> None:
         """Mark the run complete (and delete the runs it replaces, in the same transaction)."""
         self.store.complete_run(self.run_id)
@@ -226,6 +235,7 @@ class EventStore:
         self.read_only = read_only
         self._legacy = False
         self._has_items = True
+        self._has_slates = False
         self._active: dict[int, RunHandle] = {}
         #: What the last default (``runs="complete"``) read left out.
         self.skipped = Skipped()
@@ -273,9 +283,11 @@ class EventStore:
                     con.execute(_ddl(IMPRESSIONS_TABLE, IMPRESSION_COLUMNS)),
                     con.execute(_ddl(ITEMS_TABLE, ITEM_COLUMNS)),
                     con.execute(_ddl(RUNS_TABLE, RUN_COLUMNS, RUN_NULLABLE)),
+                    con.execute(_ddl(SLATES_TABLE, SLATE_COLUMNS)),
                 ],
                 "create the tables",
             )
+            self._has_slates = True
             return
         imp = tables.get(IMPRESSIONS_TABLE)
         legacy = imp == list(LEGACY_IMPRESSION_COLUMNS) and RUNS_TABLE not in tables
@@ -299,6 +311,21 @@ class EventStore:
         self._legacy = legacy
         if legacy and not self.read_only:
             self._migrate()
+        self._open_slates(tables.get(SLATES_TABLE))
+
+    def _open_slates(self, have: list[str] | None) -> None:
+        """Check the slates table, or add it (empty) to a store written before it existed (a migration)."""
+        if have is None:
+            if not self.read_only:
+                self._transaction(lambda con: con.execute(_ddl(SLATES_TABLE, SLATE_COLUMNS)), "add slates")
+            self._has_slates = not self.read_only
+            return
+        if have != list(SLATE_COLUMNS):
+            raise DataError(
+                f"{self.path}: damaged event store: table {SLATES_TABLE!r} has columns {have}, "
+                f"expected {list(SLATE_COLUMNS)}"
+            )
+        self._has_slates = True
 
     def _migrate(self) -> None:
         """Give a pre-runs store a runs table and a run_id column: all old rows become complete run 0."""
@@ -449,6 +476,7 @@ class EventStore:
             if run.replaces:
                 old = ", ".join(str(r) for r in run.replaces)
                 con.execute(f"DELETE FROM {IMPRESSIONS_TABLE} WHERE run_id IN ({old})")
+                con.execute(f"DELETE FROM {SLATES_TABLE} WHERE run_id IN ({old})")
                 con.execute(f"DELETE FROM {RUNS_TABLE} WHERE run_id IN ({old})")
             con.execute(
                 f"UPDATE {RUNS_TABLE} SET status = 'complete', ended_at = ? WHERE run_id = ?",
@@ -538,6 +566,43 @@ class EventStore:
             return first, first + n - 1
 
         return self._transaction(work, "append impressions")
+
+    def append_slates(self, slates: Any, run_id: int) -> int:
+        """Append slate records (:data:`SLATE_PRODUCER_COLUMNS`) to the open run ``run_id``; slate ids are
+        offset like the impressions'. One transaction; returns the number of slates written."""
+        self._writable()
+        table = conform(_to_arrow(slates, "slates"), SLATE_COLUMNS, SLATE_PRODUCER_COLUMNS, "slates")
+        run = self._open_run(run_id)
+        for name in ("marginal_propensity", "cascade_propensity"):
+            flat = pc.list_flatten(table.column(name))
+            if len(flat) and (pc.min(flat).as_py() <= 0 or pc.max(flat).as_py() > 1):
+                raise DataError(f"slates: column {name!r} must be in (0, 1]")
+
+        def work(con: duckdb.DuckDBPyConnection) -> None:
+            con.register("_incoming", table)
+            src = ", ".join(
+                str(run.run_id) if c == "run_id" else f'"slate_id" + {run.slate_offset}' if c == "slate_id"
+                else f'"{c}"'
+                for c in SLATE_COLUMNS
+            )  # fmt: skip
+            try:
+                cols = _cols(SLATE_COLUMNS)
+                con.execute(f"INSERT INTO {SLATES_TABLE} ({cols}) SELECT {src} FROM _incoming")
+            finally:
+                con.unregister("_incoming")
+
+        if len(table):
+            self._transaction(work, "append slates")
+        return len(table)
+
+    def read_slates(self, runs: RunSelection = "complete") -> pd.DataFrame:
+        """Slate records (candidates and OPE propensities) of the selected runs, by slate_id; empty when
+        the store holds none (a store written before the slates table, or only non-exploring policies)."""
+        if not self._has_slates:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in SLATE_COLUMNS})
+        keep = select_run_ids(self._run_records(), runs, str(self.path))
+        clause = "" if keep is None else f" WHERE run_id IN ({', '.join(str(i) for i in keep) or 'NULL'})"
+        return self._con.execute(f"SELECT * FROM {SLATES_TABLE}{clause} ORDER BY slate_id").df()
 
     def write_items(self, items: Any) -> int:
         """Insert or replace catalogue rows (by ``item_id``); returns the number of rows written."""

@@ -67,6 +67,22 @@ RUN_COLUMNS: Final[dict[str, tuple[str, str]]] = {
 #: Runs columns that may hold NULL.
 RUN_NULLABLE: Final[frozenset[str]] = frozenset({"seed", "policy", "command", "note", "ended_at", "reason"})
 
+#: Slates table (off-policy evaluation logs), one row per slate of an exploring logging policy: the
+#: candidates it chose from and, per position, the probabilities OPE needs (the impressions table keeps
+#: the conditional pick probability in ``propensity``). Optional: stores written before it get an empty
+#: table when next opened for writing; only policies with ``logs_slates`` write it.
+SLATE_COLUMNS: Final[dict[str, tuple[str, str]]] = {
+    "run_id": ("BIGINT", "assigned by the store: the run that wrote the slate"),
+    "slate_id": ("BIGINT", "slate id, as in the impressions (run-local id + the run's slate_offset)"),
+    "model_version": ("VARCHAR", "version of the model (or name of the base policy) that scored it"),
+    "candidates": ("BIGINT[]", "item ids the policy ranked (retrieval order), K per slate"),
+    "marginal_propensity": ("DOUBLE[]", "per position: P(logger shows this item at this position)"),
+    "cascade_propensity": ("DOUBLE[]", "per position: P(logger shows this slate's prefix down to here)"),
+}
+
+#: Columns a producer supplies for the slates table (the store assigns ``run_id``).
+SLATE_PRODUCER_COLUMNS: Final[tuple[str, ...]] = tuple(c for c in SLATE_COLUMNS if c != "run_id")
+
 #: Item catalogue columns a store may also hold, so training can join item features.
 ITEM_COLUMNS: Final[dict[str, tuple[str, str]]] = {
     "item_id": ("BIGINT", "item id"),
