@@ -10,6 +10,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from intentrank.mitigation.config import HeuristicMethod, MitigationConfig
+from intentrank.serving.config import CandidatesConfig, DiversityConfig, FilteringConfig, ScoringConfig
 
 #: Environment variable holding the bearer token of write and admin endpoints (wins over ``token``).
 TOKEN_ENV = "INTENTRANK_TOKEN"
@@ -41,26 +42,6 @@ class ServiceLimits(BaseModel):
     )
     max_users: int = Field(200_000, ge=1, description="Users whose clicked items are remembered (LRU).")
     max_clicked_per_user: int = Field(1_000, ge=1, description="Clicked items remembered per user.")
-
-
-class CandidatesConfig(BaseModel):
-    """Retrieval: how many candidates each slate is ranked from, and from which sources."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    total: int = Field(
-        1_000, ge=1, description="Candidates ranked per slate (fewer if fewer items are live)."
-    )
-    fresh: int = Field(200, ge=0, description="Most recently published live items taken first.")
-    popular: int = Field(
-        200, ge=0, description="Most clicked live items (clicks acknowledged by the service)."
-    )
-
-    @model_validator(mode="after")
-    def _sources_fit(self) -> CandidatesConfig:
-        if self.fresh + self.popular > self.total:
-            raise ValueError(f"fresh + popular ({self.fresh} + {self.popular}) exceeds total ({self.total})")
-        return self
 
 
 class ArmConfig(BaseModel):
@@ -120,6 +101,9 @@ class ServiceConfig(BaseModel):
     bootstrap_epochs: int = Field(1, ge=1, description="Epochs of the quick model.")
     slate_size: int = Field(20, ge=1, le=200, description="Items per slate (one page of the feed).")
     candidates: CandidatesConfig = Field(default_factory=CandidatesConfig)
+    filtering: FilteringConfig = Field(default_factory=FilteringConfig)
+    diversity: DiversityConfig = Field(default_factory=DiversityConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     stochastic: bool = Field(
         False,
         description="Plackett–Luce sampling of each slate (weights score^(1/T)) so propensities < 1 are "
