@@ -71,6 +71,39 @@ class ArmConfig(BaseModel):
         return m
 
 
+class WorkerConfig(BaseModel):
+    """Incremental training online (:mod:`intentrank.service.worker`): retrain on the events since the
+    watermark every ``interval_s``, validate on the newest held-out ones, swap only if not worse."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Run the worker thread in `intentrank serve`.")
+    interval_s: float = Field(300.0, gt=0, description="Seconds between rounds.")
+    directory: str | None = Field(
+        None, description="Checkpoints and worker.json (None: a `worker` folder next to the store)."
+    )
+    min_new_events: int = Field(1_000, ge=1, description="Skip a round with fewer new events.")
+    holdout_fraction: float = Field(
+        0.2, ge=0.0, lt=1.0, description="Newest share of the new events held out for validation."
+    )
+    replay_events: int = Field(
+        20_000, ge=0, description="Earlier rows trained on again each round (bounds the learner's memory)."
+    )
+    epochs: int = Field(1, ge=1, description="Passes over new + replayed events per round.")
+    max_auc_drop: float = Field(
+        0.0, ge=0.0, description="Swap only if the candidate's click AUC ≥ the served one's minus this."
+    )
+    max_heavy_share_rise: float = Field(
+        0.02, ge=0.0, description="Swap only if the candidate's heavy-clickbait share of its top-20 ≤ the "
+        "served one's plus this.",
+    )
+    probe_users: int = Field(16, ge=1, description="Users of the heavy-share probe (held-out events').")
+    probe_candidates: int = Field(500, ge=1, description="Random live candidates per probe user.")
+    keep_checkpoints: int = Field(2, ge=1, description="Checkpoint directories kept on disk.")
+    keep_decisions: int = Field(50, ge=1, description="Decisions remembered for /v1/models.")
+    torch_threads: int = Field(1, ge=1, description="Torch threads of a training round.")
+
+
 def _default_arms() -> dict[str, ArmConfig]:
     return {
         "unmitigated": ArmConfig(),
@@ -118,6 +151,7 @@ class ServiceConfig(BaseModel):
     )
     arm_salt: int = Field(0, ge=0, description="Salt of the arm hash (a new salt reshuffles users).")
     limits: ServiceLimits = Field(default_factory=ServiceLimits)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
     torch_threads: int = Field(1, ge=1, description="Torch threads per scoring call.")
     seed: int = Field(0, ge=0, description="Seed of random retrieval and stochastic ordering.")
 

@@ -132,6 +132,9 @@ class ServiceState:
             policy=",".join(self.arm_names), command="serve", note=note, shared_users=True
         )
         self.closed = False
+        #: the incremental training worker and the trap detector, when attached (see /v1/models)
+        self.worker: Any = None
+        self.trap: Any = None
 
     # -- time -------------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -445,15 +448,19 @@ class ServiceState:
 
     def models(self) -> dict[str, Any]:
         with self._model_lock:
+            metrics = self.worker.metrics if self.worker is not None else {}
             hist = [
-                {"version": h.version, "source": h.source, "published_at": h.published_at}
+                {"version": h.version, "source": h.source, "published_at": h.published_at,
+                 "metrics": metrics.get(h.version)}
                 for h in self.versions
-            ]
+            ]  # fmt: skip
             return {
                 "version": self.slot.version,
                 "previous_version": self.versions[-2].version if len(self.versions) > 1 else None,
                 "swaps": self.slot.swaps,
                 "history": hist,
+                "worker": self.worker.report() if self.worker is not None else None,
+                "trap": self.trap.report() if self.trap is not None else None,
             }
 
     def health(self) -> dict[str, Any]:
