@@ -104,6 +104,26 @@ class WorkerConfig(BaseModel):
     torch_threads: int = Field(1, ge=1, description="Torch threads of a training round.")
 
 
+class TrapConfig(BaseModel):
+    """The trap detector (:mod:`intentrank.service.trap`): a new model version raising CTR significantly
+    while conversions per user fall or stay flat."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Watch acknowledged events per model version and arm.")
+    alpha: float = Field(0.01, gt=0, lt=0.5, description="1 - confidence level of the intervals.")
+    min_users: int = Field(200, ge=2, description="Users a version needs (per arm) before it is compared.")
+    min_ctr_lift: float = Field(0.05, ge=0, description="Smallest relative CTR rise that can alert.")
+    flat_conversion_lift: float = Field(
+        0.0, description="Conversions per user 'stay flat' when their relative change is at most this."
+    )
+    window_s: float = Field(86_400.0, gt=0, description="Users idle longer than this drop out (rolling).")
+    max_users: int = Field(100_000, ge=2, description="Users kept per version and arm (LRU).")
+    keep_versions: int = Field(4, ge=2, description="Model versions kept.")
+    keep_alerts: int = Field(50, ge=1, description="Alerts remembered for /v1/models.")
+    evaluate_every_s: float = Field(5.0, ge=0, description="Seconds between evaluations during ingestion.")
+
+
 def _default_arms() -> dict[str, ArmConfig]:
     return {
         "unmitigated": ArmConfig(),
@@ -152,6 +172,7 @@ class ServiceConfig(BaseModel):
     arm_salt: int = Field(0, ge=0, description="Salt of the arm hash (a new salt reshuffles users).")
     limits: ServiceLimits = Field(default_factory=ServiceLimits)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    trap: TrapConfig = Field(default_factory=TrapConfig)
     torch_threads: int = Field(1, ge=1, description="Torch threads per scoring call.")
     seed: int = Field(0, ge=0, description="Seed of random retrieval and stochastic ordering.")
 

@@ -34,6 +34,7 @@ from intentrank.service.config import ServiceConfig
 from intentrank.service.metrics import ServiceMetrics
 from intentrank.service.retrieval import LiveItems
 from intentrank.service.sessions import RecentShown, Sessions, SlateLog, SlateRecord, UserClicks
+from intentrank.service.trap import TrapDetector
 from intentrank.serving.incremental import ModelSlot
 from intentrank.serving.pipeline import (
     SOURCES,
@@ -108,6 +109,8 @@ class ServiceState:
         self.history = SharedHistory(model.config.labels.long_click_threshold_s)
         self.policy = RankerPolicy(self.slot, formula=formula, history=self.history)
         self.scorer_stage = Scorer(self.policy, config.scoring)
+        #: a formula given at start ranks every version; None: each model version's own config formula
+        self.fixed_formula = formula
         self.arm_names = list(config.arms)
         self.penalties: dict[str, list[HeuristicPenalty]] = {
             name: MitigationPlan(arm.mitigation).post_processors() for name, arm in config.arms.items()
@@ -134,7 +137,10 @@ class ServiceState:
         self.closed = False
         #: the incremental training worker and the trap detector, when attached (see /v1/models)
         self.worker: Any = None
-        self.trap: Any = None
+        self.trap: TrapDetector | None = None
+        if config.trap.enabled:
+            self.trap = TrapDetector(config.trap, self.metrics, clock=self.now)
+        self._trap_at = -np.inf
 
     # -- time -------------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -297,10 +303,17 @@ class ServiceState:
         """(K,) arrays p_click, time, p_conv, formula, penalty (f(c), product over the arm's penalties)
         and score = formula × penalty (the scoring and the ranking formula of the pipeline)."""
         keep = (src == SOURCES.index("topic")) | (src == SOURCES.index("similar"))
-        p = self.scorer_stage.predict(snap, model, user, cand, keep=keep)
-        formula = np.asarray(self.policy.formula.score(p["p_click"], p["time"], p["p_conv"]), np.float64)
+        f = self.formula_of(model)
+        p = self.scorer_stage.predict(snap, model, user, cand, keep=keep, formula=f)
+        formula = np.asarray(f.score(p["p_click"], p["time"], p["p_conv"]), np.float64)
         penalty = penalty_factor(self.penalties[arm], snap.clickbait_score[cand])
         return {**p, "formula": formula, "penalty": penalty, "score": formula * penalty}
+
+    def formula_of(self, model: MultiTaskRanker) -> RankingFormula:
+        """The ranking formula of ``model``'s slates: the one given at start, or the model config's."""
+        if self.fixed_formula is not None:
+            return self.fixed_formula
+        return RankingFormula.from_config(model.config.formula)
 
     # -- events -----------------------------------------------------------------------------------------
     def ingest(self, events: list[Any]) -> tuple[int, int, int]:
@@ -367,6 +380,15 @@ class ServiceState:
         self.history.update(frame.assign(topic=snap.topic_names[snap.topic_code[frame["item_id"].to_numpy()]]))
         if len(self.history) > self.config.limits.max_users:
             self.history.trim(self.config.limits.max_users)
+        if self.trap is not None:
+            self.trap.observe(
+                np.array([r.model_version for r in recs]), frame["policy"].to_numpy(object),
+                frame["user_id"].to_numpy(), frame["click"].to_numpy(), frame["conversion"].to_numpy(),
+                frame["dwell_s"].to_numpy(), frame["bounce"].to_numpy(),
+            )  # fmt: skip
+            if time.monotonic() - self._trap_at >= self.config.trap.evaluate_every_s:
+                self._trap_at = time.monotonic()
+                self.trap.evaluate()
         if clicked:
             self.items.record_clicks(np.array([i for _, i in clicked], np.int64))
         self.metrics.events.inc(len(pairs))

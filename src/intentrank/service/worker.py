@@ -327,7 +327,7 @@ class TrainingWorker:
             np.asarray(users, np.int64), cand, np.zeros(len(users), np.int16), np.full(len(users), ts),
             int(ts // 86_400.0),
         )  # fmt: skip
-        pol = RankerPolicy(model, formula=st.policy.formula, history=self.learner.history)
+        pol = RankerPolicy(model, formula=st.formula_of(model), history=self.learner.history)
         s = pol.scores(req, snap)
         top = np.take_along_axis(cand, top_s(s, min(st.config.slate_size, K)), axis=1)
         return float((categorize(snap.clickbait_score[top]) == HEAVY).mean())

@@ -219,10 +219,12 @@ class Scorer:
         user: UserSignals,
         cand: np.ndarray,
         keep: np.ndarray | None = None,
+        formula: Any = None,
     ) -> dict[str, np.ndarray]:
         """(K,) ``p_click``, ``time``, ``p_conv`` of ``cand``. With ``prerank`` > 0, only the best
         ``prerank`` by the user-independent score and the ``keep`` ones (bool (K,)) are scored per user;
-        the others get their user-independent values."""
+        the others get their user-independent values. ``formula``: of the first stage (default the
+        policy's)."""
         prep = self.prepared(snap, model)
         if prep is None:
             req = SlateRequest(
@@ -237,7 +239,7 @@ class Scorer:
         m = self.config.prerank
         if 0 < m < len(cand):
             prior = prep.prior()
-            f = self.policy.formula
+            f = formula or self.policy.formula
             s = np.asarray(f.score(prior["p_click"][cand], prior["time"][cand], prior["p_conv"][cand]))
             sel = np.zeros(len(cand), bool)
             sel[np.argpartition(-s, m - 1)[:m]] = True
