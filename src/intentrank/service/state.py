@@ -498,7 +498,10 @@ class ServiceState:
 
     # -- shutdown ---------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Mark the run complete and close the store (a killed process leaves the run 'running')."""
+        """Stop the training worker, mark the run complete and close the store (a killed process leaves
+        the run 'running')."""
+        if self.worker is not None:
+            self.worker.stop()
         with self._store_lock:
             if self.closed:
                 return
