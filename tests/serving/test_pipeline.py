@@ -125,3 +125,32 @@ def test_topic_cap_and_ordering() -> None:
     assert o.tolist() == [0, 1, 3, 4] and (p == 1).all()
     o, p = order_slate(scores, 3, stochastic=True, rng=np.random.default_rng(0))
     assert len(set(o.tolist())) == 3 and np.all((p > 0) & (p <= 1))
+
+
+def test_serving_history_equals_user_history() -> None:
+    from intentrank.ranking.history import UserHistory
+    from intentrank.serving.pipeline import ServingHistory
+
+    rng = np.random.default_rng(5)
+    topics = np.array(["a", "b", "c", "d"], object)
+    ref, fast = UserHistory(30.0), ServingHistory(30.0)
+    t = 0.0
+    for _ in range(6):  # updates spanning several days, in time order
+        n = 300
+        ts = t + np.sort(rng.uniform(0, 50_000, n))
+        t = ts[-1]
+        click = rng.random(n) < 0.3
+        ev = pd.DataFrame({"user_id": rng.integers(0, 40, n), "ts": ts,
+                           "topic": topics[rng.integers(0, 4, n)], "click": click,
+                           "bounce": click & (rng.random(n) < 0.3),
+                           "dwell_s": np.where(click, rng.uniform(0, 90, n), 0.0)})  # fmt: skip
+        ref.update(ev)
+        fast.update(ev)
+        q_users = rng.integers(0, 50, 200)  # some never seen
+        q_topics = topics[rng.integers(0, 4, 200)]
+        q_ts = np.full(200, t + 100.0)
+        got = fast.features(q_users, q_topics, q_ts)
+        pd.testing.assert_frame_equal(got, ref.features(q_users, q_topics, q_ts))
+        np.testing.assert_array_equal(fast.last_day(q_users), ref.last_day(q_users))
+    assert len(fast) == len(ref)
+    assert fast.trim(10) == len(ref) - 10 and len(fast) == 10

@@ -39,7 +39,7 @@ from intentrank.serving.incremental import ModelSlot
 from intentrank.serving.pipeline import (
     SOURCES,
     Scorer,
-    SharedHistory,
+    ServingHistory,
     UserSignals,
     filter_mask,
     order_slate,
@@ -106,7 +106,7 @@ class ServiceState:
         lim = config.limits
         self.items = LiveItems(items, seed=config.seed)
         self.slot = ModelSlot(model)
-        self.history = SharedHistory(model.config.labels.long_click_threshold_s)
+        self.history = ServingHistory(model.config.labels.long_click_threshold_s, lim.max_users)
         self.policy = RankerPolicy(self.slot, formula=formula, history=self.history)
         self.scorer_stage = Scorer(self.policy, config.scoring)
         #: a formula given at start ranks every version; None: each model version's own config formula
@@ -378,8 +378,6 @@ class ServiceState:
             self.clicks.add(user, item)
         snap = self.items.snapshot
         self.history.update(frame.assign(topic=snap.topic_names[snap.topic_code[frame["item_id"].to_numpy()]]))
-        if len(self.history) > self.config.limits.max_users:
-            self.history.trim(self.config.limits.max_users)
         if self.trap is not None:
             self.trap.observe(
                 np.array([r.model_version for r in recs]), frame["policy"].to_numpy(object),

@@ -22,13 +22,15 @@ arrays, so a simulator or a batch job can run the same stages.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from intentrank.ranking.history import UserHistory
+from intentrank.ranking.features import SECONDS_PER_DAY
+from intentrank.ranking.history import UserHistory, _assemble, _check, _outcomes
 from intentrank.ranking.models.multitask import MultiTaskRanker
 from intentrank.serving.config import CandidatesConfig, DiversityConfig, FilteringConfig, ScoringConfig
 from intentrank.serving.fast import PreparedCache, PreparedItems, supports
@@ -108,6 +110,117 @@ class SharedHistory(UserHistory):
             if len(self._topics):
                 self._topics = self._topics[self._topics.index.get_level_values(0).isin(keep)]
             return n - max_users
+
+
+class ServingHistory:
+    """The users' history for serving: the same values as :class:`UserHistory` (``features``), kept in
+    per-user dictionaries so an update costs O(events in the batch) and a request's lookup O(its rows),
+    whatever the number of users (the pandas tables of ``UserHistory`` are re-indexed in full on every
+    update: ~50 ms per 1,000-event batch at 100k users). Thread-safe; at most ``max_users`` users, the
+    least recently updated dropped (a dropped user is served as a new user).
+
+    Example:
+        >>> import pandas as pd
+        >>> h = ServingHistory()
+        >>> _ = h.update(pd.DataFrame({"user_id": [1, 1], "ts": [0.0, 10.0], "topic": ["tech", "sport"],
+        ...     "click": [True, False], "bounce": [False, False], "dwell_s": [60.0, 0.0]}))
+        >>> f = h.features(np.array([1, 2]), np.array(["tech", "tech"]), np.array([3600.0, 3600.0]))
+        >>> f[["user_topic_reads", "user_impressions", "hours_since_last_click"]].to_numpy().tolist()
+        [[1.0, 2.0, 1.0], [0.0, 0.0, 720.0]]
+    """
+
+    def __init__(self, long_click_threshold_s: float = 30.0, max_users: int = 1_000_000) -> None:
+        self.long_click_threshold_s = float(long_click_threshold_s)
+        self.max_users = int(max_users)
+        self._lock = threading.Lock()
+        #: user -> [impressions, clicks, last_click_ts, active_days, last_day]
+        self._users: OrderedDict[int, list[float]] = OrderedDict()
+        #: user -> topic -> [clicks, reads]
+        self._topics: dict[int, dict[str, list[float]]] = {}
+        self.events = 0
+
+    def __len__(self) -> int:
+        return len(self._users)
+
+    def update(self, events: Any) -> ServingHistory:
+        """Consume an event frame (impressions joined with items' ``topic``); returns self."""
+        if len(events) == 0:
+            return self
+        _check(events, "user history")
+        user = events["user_id"].to_numpy(np.int64)
+        ts = events["ts"].to_numpy(np.float64)
+        click, read = _outcomes(events, self.long_click_threshold_s)
+        day = np.floor(ts / SECONDS_PER_DAY).astype(np.int64)
+        topic = events["topic"].astype(str).to_numpy(object)
+        uniq, inv = np.unique(user, return_inverse=True)
+        imps = np.bincount(inv, minlength=len(uniq)).astype(np.float64)
+        clks = np.bincount(inv, weights=click, minlength=len(uniq))
+        last_click = np.full(len(uniq), -np.inf)
+        np.maximum.at(last_click, inv[click], ts[click])
+        days_of: dict[int, set[int]] = {}
+        for k, d in zip(inv.tolist(), day.tolist(), strict=True):
+            days_of.setdefault(k, set()).add(d)
+        ci = np.flatnonzero(click)
+        with self._lock:
+            for k, u in enumerate(uniq.tolist()):
+                row = self._users.get(u)
+                if row is None:
+                    row = self._users[u] = [0.0, 0.0, -np.inf, 0.0, -1.0]
+                else:
+                    self._users.move_to_end(u)
+                prev_last_day = row[4]
+                row[0] += imps[k]
+                row[1] += clks[k]
+                row[2] = max(row[2], last_click[k])
+                new_days = [d for d in days_of[k] if d > prev_last_day]
+                row[3] += len(new_days)
+                row[4] = max(prev_last_day, float(max(days_of[k])))
+            for j in ci.tolist():
+                t = self._topics.setdefault(int(user[j]), {}).setdefault(topic[j], [0.0, 0.0])
+                t[0] += 1.0
+                t[1] += float(read[j])
+            while len(self._users) > self.max_users:
+                old, _ = self._users.popitem(last=False)
+                self._topics.pop(old, None)
+            self.events += len(events)
+        return self
+
+    def trim(self, max_users: int) -> int:
+        """Keep the ``max_users`` most recently updated users; returns how many were dropped."""
+        with self._lock:
+            n = 0
+            while len(self._users) > max_users:
+                old, _ = self._users.popitem(last=False)
+                self._topics.pop(old, None)
+                n += 1
+            return n
+
+    def _rows(self, user_ids: np.ndarray) -> np.ndarray:
+        empty = [0.0, 0.0, -np.inf, 0.0, -1.0]
+        with self._lock:
+            return np.array([self._users.get(u, empty) for u in user_ids.tolist()], np.float64).reshape(-1, 5)
+
+    def last_day(self, user_ids: np.ndarray) -> np.ndarray:
+        """Each user's last active day index (-1 if none)."""
+        return self._rows(np.asarray(user_ids, np.int64))[:, 4]
+
+    def last_click_ts(self, user_ids: np.ndarray) -> np.ndarray:
+        """Each user's last click time (-inf if none)."""
+        return self._rows(np.asarray(user_ids, np.int64))[:, 2]
+
+    def features(self, user_ids: np.ndarray, candidate_topics: np.ndarray, ts: np.ndarray) -> Any:
+        """The :data:`HISTORY_COLUMNS` of (user, candidate topic) pairs at request times ``ts`` (all (N,))."""
+        user_ids = np.asarray(user_ids, np.int64)
+        topics = np.asarray(candidate_topics).astype(str).astype(object)
+        ts = np.broadcast_to(np.asarray(ts, np.float64), user_ids.shape)
+        rows = self._rows(user_ids)
+        tv = np.zeros((len(user_ids), 2))
+        with self._lock:
+            for k, (u, t) in enumerate(zip(user_ids.tolist(), topics.tolist(), strict=True)):
+                got = self._topics.get(u)
+                if got is not None and t in got:
+                    tv[k] = got[t]
+        return _assemble(tv[:, 0], tv[:, 1], rows[:, 1], rows[:, 0], rows[:, 2], ts, rows[:, 3])
 
 
 # -- 2. filtering ----------------------------------------------------------------------------------------
