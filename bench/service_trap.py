@@ -78,7 +78,7 @@ def run_day(
         {
             "arms": {"unmitigated": {}},
             "candidates": {"total": args.candidates, "fresh": 50, "popular": 50, "topic": 50, "similar": 50},
-            "trap": {"evaluate_every_s": 1e12},  # evaluated below on the simulated clock
+            "trap": {"evaluate_every_s": 1e12, "min_users": args.min_users},  # evaluated below, sim clock
             "seed": args.seed,
         }
     )
@@ -180,8 +180,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--candidates", type=int, default=300)
     ap.add_argument("--max-pages", type=int, default=5)
-    ap.add_argument("--swap-h", type=float, default=10.0, help="Hour of the simulated day of the swap.")
+    ap.add_argument("--swap-h", type=float, default=12.0, help="Hour of the simulated day of the swap.")
     ap.add_argument("--eval-min", type=float, default=30.0)
+    ap.add_argument("--min-users", type=int, default=200, help="trap.min_users (per version and arm).")
     ap.add_argument("--scenarios", default="click,intent,aa")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)

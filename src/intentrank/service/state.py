@@ -289,8 +289,8 @@ class ServiceState:
         topic_clicks = None
         if self.config.candidates.topic:
             names = snap.topic_names
-            h = self.history.features(np.full(len(names), user_id, np.int64), names, np.full(len(names), ts))
-            topic_clicks = h["user_topic_clicks"].to_numpy(np.float64)
+            h = self.history.feature_arrays(np.full(len(names), user_id, np.int64), names, ts)
+            topic_clicks = h["user_topic_clicks"]
         recent = np.asarray(clicked[::-1][: self.config.candidates.profile_clicks], np.int64)
         return UserSignals(
             user_id, slate_index, ts, int(ts // DAY_S), np.concatenate(parts), topic_clicks, recent

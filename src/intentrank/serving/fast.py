@@ -216,8 +216,9 @@ class PreparedItems:
         if self.const_cols:
             if self._needs_history:
                 assert self.history is not None
-                h = self.history.features(np.array([user_id]), np.array(["?"], object), np.array([ts]))
-                ctx.update({c: float(h[c].iloc[0]) for c in HISTORY_COLUMNS if c not in _PER_TOPIC})
+                one = np.array([user_id])
+                h = _history_arrays(self.history, one, np.array(["?"], object), np.array([ts]))
+                ctx.update({c: float(h[c][0]) for c in HISTORY_COLUMNS if c not in _PER_TOPIC})
             for c in self.const_cols:
                 vec[c.x0] = _transform(np.float64(ctx[c.source]), c)
         return vec
@@ -230,10 +231,11 @@ class PreparedItems:
             assert self.history is not None
             codes = self.topic_code[items]
             present, inv = np.unique(codes, return_inverse=True)
-            h = self.history.features(
-                np.full(len(present), user_id, np.int64), self.topic_names[present], np.full(len(present), ts)
-            )
-            per_topic = {c: h[c].to_numpy(np.float64)[inv] for c in _PER_TOPIC}
+            h = _history_arrays(
+                self.history, np.full(len(present), user_id, np.int64), self.topic_names[present],
+                np.full(len(present), ts),
+            )  # fmt: skip
+            per_topic = {c: np.asarray(h[c], np.float64)[inv] for c in _PER_TOPIC}
         for k, c in enumerate(self.row_cols):
             if c.source == "item_age_h":
                 assert self.publish_ts is not None
@@ -254,6 +256,16 @@ class PreparedItems:
             if self.row_cols:
                 x0[:, self._cols] = torch.from_numpy(self._row_values(int(user_id), items, float(ts)))
             return self._forward(x0)
+
+
+def _history_arrays(history: Any, users: np.ndarray, topics: np.ndarray, ts: np.ndarray) -> Any:
+    """History columns by name: ``feature_arrays`` when the history has it (no DataFrame), else
+    ``features``."""
+    fn = getattr(history, "feature_arrays", None)
+    if fn is not None:
+        return fn(users, topics, ts)
+    f = history.features(users, topics, ts)
+    return {c: f[c].to_numpy(np.float64) for c in f.columns}
 
 
 def _transform(v: Any, c: _Col) -> Any:
