@@ -15,6 +15,7 @@ from intentrank.service.config import WorkerConfig
 from intentrank.service.schemas import request_models
 from intentrank.service.state import ServiceState
 from intentrank.service.worker import STATE_FILE, TrainingWorker
+from intentrank.serving.pipeline import SOURCES, filter_mask, retrieve
 
 from .conftest import AUTH, make_state
 
@@ -54,6 +55,12 @@ def test_clicks_on_a_topic_feed_the_topic_source_and_nothing_repeats(tmp_path, t
         user = st.signals(5, 2, st.now(), np.asarray(shown + ids), snap)
         assert user.topic_clicks is not None and user.topic_clicks.max() >= 1
         assert snap.topic_names[int(np.argmax(user.topic_clicks))] == topic
+        mask = filter_mask(snap, user, st.config.filtering)
+        cand, codes = retrieve(snap, user, mask, st.config.candidates, np.random.default_rng(0))
+        got = cand[codes == SOURCES.index("topic")]
+        assert len(got) == st.config.candidates.topic
+        assert set(snap.items["topic"].to_numpy()[got]) == {topic}
+        assert not np.isin(cand, shown + ids).any()
         assert set(src) <= {"fresh", "popular", "topic", "similar", "random"}
         # recently shown: a new session of the same user does not repeat what was just shown
         other = client.post("/v1/feed", json={"user_id": 5, "session_id": "b"}).json()
