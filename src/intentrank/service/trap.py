@@ -14,7 +14,8 @@ compares, per arm, the newest version with the version served before it (each wi
 or stay flat (their relative change ≤ ``flat_conversion_lift``). It is a log line (WARNING on
 ``intentrank.service.trap``), the ``intentrank_trap_alert{arm}`` gauge at 1 (and
 ``intentrank_trap_ctr_lift`` / ``intentrank_trap_conversion_lift``) and the ``trap`` field of
-``/v1/models``. An alert stays raised for its (version, arm) until a newer version is compared.
+``/v1/models``. The gauge follows each evaluation; the log line and the alert record are raised once
+per (arm, version).
 
 The two versions' users are not independent samples in general (the same users are served by both,
 before and after a swap) and their traffic differs in time of day; the intervals treat them as
@@ -63,6 +64,7 @@ class TrapDetector:
         self.alerts: list[dict[str, Any]] = []
         self.comparisons: dict[str, dict[str, Any]] = {}
         self.firing: dict[str, bool] = {}
+        self._alerted: set[tuple[str, int]] = set()  # one alert per (arm, version), however it flaps
 
     # -- input ------------------------------------------------------------------------------------------
     def observe(
@@ -165,13 +167,13 @@ class TrapDetector:
                     "time_per_user_rel": [tim.rel.value, tim.rel.ci_low, tim.rel.ci_high],
                     "baseline": self.summary(a), "current": self.summary(b), "alert": fire, "at": now,
                 }  # fmt: skip
-                was = self.comparisons.get(arm)
-                already = was is not None and was["alert"] and was["version"] == new
+                already = (arm, new) in self._alerted
                 self.comparisons[arm] = comp
                 self.firing[arm] = fire
                 if self.metrics is not None:
                     self.metrics.trap(arm, fire, ctr.rel.value, conv.rel.value)
                 if fire and not already:
+                    self._alerted.add((arm, new))
                     alert = {k: comp[k] for k in ("arm", "baseline_version", "version", "ctr_rel",
                                                   "conversions_per_user_rel", "at")}  # fmt: skip
                     self.alerts.append(alert)
