@@ -5,11 +5,15 @@ slate and click memories (:mod:`.sessions`), the model slot with its version his
 :class:`~intentrank.serving.ranker.RankerPolicy` scoring from the slot, the arms' clickbait penalties,
 the metrics, and one run of the event store for this process (``begin_run(shared_users=True)``).
 
-A slate: retrieval (fresh + popular + random, minus the session's shown items, the user's clicked items
-and retired ones) → the model's p_click, time, p_conv → ``formula × f(c)`` (the arm's penalty; 1 for an
-unmitigated arm) → top-S, or a Plackett–Luce sample with weights ``score^(1/T)`` (propensities logged).
+A slate: the serving pipeline (:mod:`intentrank.serving.pipeline`): retrieval from fresh, popular,
+topic-match, title-embedding-similar and random sources, filtered by the session's shown items, the
+user's recently shown and clicked items, retired and expired ones → the model's p_click, time, p_conv
+(fast path: item-side inputs precomputed per model and catalogue) → ``formula × f(c)`` (the arm's
+penalty; 1 for an unmitigated arm) → top-S (optional per-topic cap), or a Plackett–Luce sample with
+weights ``score^(1/T)`` (propensities logged).
 Events: checked against the remembered slate (item in it, not yet acknowledged), appended in one
-committed transaction, and only then acknowledged and applied to the click memory and popularity.
+committed transaction, and only then acknowledged and applied to the click memory, popularity, the
+user history (read-your-writes) and the trap detector.
 """
 
 from __future__ import annotations
