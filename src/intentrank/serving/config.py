@@ -89,6 +89,6 @@ class ScoringConfig(BaseModel):
     )
     prerank: int = Field(
         0, ge=0, description="Two-stage scoring: rank all candidates by the model's user-independent "
-        "score (cached per model and catalogue) and score only the best `prerank` of them, plus every "
-        "topic and similar candidate, per user (0 = score every candidate per user: exact)."
+        "score (cached per model and catalogue) and run the model per user on `prerank` of them (up to "
+        "half from the topic and similar sources, the rest the best overall) (0 = every candidate: exact)."
     )

@@ -368,9 +368,10 @@ class Scorer:
         keep: np.ndarray | None = None,
         formula: Any = None,
     ) -> dict[str, np.ndarray]:
-        """(K,) ``p_click``, ``time``, ``p_conv`` of ``cand``. With ``prerank`` > 0, only the best
-        ``prerank`` by the user-independent score and the ``keep`` ones (bool (K,)) are scored per user;
-        the others get their user-independent values. ``formula``: of the first stage (default the
+        """(K,) ``p_click``, ``time``, ``p_conv`` of ``cand``. With ``prerank`` = m > 0, only m candidates
+        are scored per user: the ``keep`` ones (bool (K,), the personalised sources; at most m/2 of them,
+        the best by the user-independent score) and the best of the others by that score; the rest get
+        their user-independent values. ``formula``: of the first stage (default the
         policy's)."""
         prep = self.prepared(snap, model)
         if prep is None:
@@ -389,9 +390,14 @@ class Scorer:
             f = formula or self.policy.formula
             s = np.asarray(f.score(prior["p_click"][cand], prior["time"][cand], prior["p_conv"][cand]))
             sel = np.zeros(len(cand), bool)
-            sel[np.argpartition(-s, m - 1)[:m]] = True
-            if keep is not None:
-                sel |= keep
+            if keep is not None and keep.any():  # up to half the budget for the personalised sources
+                kidx = np.flatnonzero(keep)
+                kq = min(len(kidx), max(m // 2, 1))
+                sel[kidx if kq == len(kidx) else kidx[np.argpartition(-s[kidx], kq - 1)[:kq]]] = True
+            rest = m - int(sel.sum())
+            if rest > 0:
+                s2 = np.where(sel, -np.inf, s)
+                sel[np.argpartition(-s2, rest - 1)[:rest]] = True
             out = {k: v[cand].copy() for k, v in prior.items()}
             idx = np.flatnonzero(sel)
             full = prep.predict(user.user_id, cand[idx], user.slate_index, user.ts, user.day)
