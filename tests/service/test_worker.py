@@ -186,3 +186,19 @@ def test_corrupt_checkpoint_keeps_the_served_model(tmp_path, tiny, caplog) -> No
         assert len(st2.feed(1, "s")["items"]) == 20
     finally:
         st2.close()
+
+
+def test_train_and_reload_endpoints(tmp_path, tiny) -> None:
+    st = make_state(tmp_path, tiny)
+    try:
+        client = TestClient(create_app(st))
+        assert client.post("/v1/models/train", headers=AUTH).status_code == 409  # no worker yet
+        assert client.post("/v1/models/train").status_code == 401
+        _worker(st, tmp_path)
+        r = client.post("/v1/models/train", headers=AUTH)
+        assert r.status_code == 200 and r.json()["worker"]["rounds"] == 1
+        assert r.json()["worker"]["last_decision"]["action"] == "skipped"  # nothing new yet
+        r = client.post("/v1/models/reload", headers=AUTH)
+        assert r.status_code == 200 and r.json()["version"] == 1
+    finally:
+        st.close()
