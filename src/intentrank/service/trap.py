@@ -81,25 +81,30 @@ class TrapDetector:
         """Add acknowledged events (one per impression; arrays of equal length)."""
         now = self.clock() if ts is None else ts
         cols = np.column_stack([np.ones(len(user)), click, conversion, dwell_s, bounce]).astype(np.float64)
-        keys = list(zip(np.asarray(version).tolist(), np.asarray(arm).tolist(), strict=True))
+        version, arm, user = np.asarray(version), np.asarray(arm, object), np.asarray(user, np.int64)
+        pairs = set(zip(version.tolist(), arm.tolist(), strict=True))
         with self._lock:
-            for k, key in enumerate(keys):
+            for key in sorted(pairs, key=str):
+                m = (version == key[0]) & (arm == key[1])
+                users, inv = np.unique(user[m], return_inverse=True)
+                sums = np.zeros((len(users), 5))
+                np.add.at(sums, inv, cols[m])  # one row per distinct user of the batch
                 table = self._users.get(key)
                 if table is None:
                     table = self._users[key] = OrderedDict()
                     if key[0] not in self._order:
                         self._order.append(key[0])
                         self._drop_old_versions()
-                u = int(user[k])
-                row = table.get(u)
-                if row is None:
-                    row = table[u] = np.zeros(6)
-                    if len(table) > self.config.max_users:
-                        table.popitem(last=False)
-                else:
-                    table.move_to_end(u)
-                row[:5] += cols[k]
-                row[LAST] = now
+                for u, add in zip(users.tolist(), sums, strict=True):
+                    row = table.get(u)
+                    if row is None:
+                        row = table[u] = np.zeros(6)
+                        if len(table) > self.config.max_users:
+                            table.popitem(last=False)
+                    else:
+                        table.move_to_end(u)
+                    row[:5] += add
+                    row[LAST] = now
 
     def _drop_old_versions(self) -> None:
         keep = set(self._order[-self.config.keep_versions :])

@@ -167,9 +167,11 @@ class ServingHistory:
         clks = np.bincount(inv, weights=click, minlength=len(uniq))
         last_click = np.full(len(uniq), -np.inf)
         np.maximum.at(last_click, inv[click], ts[click])
-        days_of: dict[int, set[int]] = {}
-        for k, d in zip(inv.tolist(), day.tolist(), strict=True):
-            days_of.setdefault(k, set()).add(d)
+        d0 = int(day.min())
+        pair = np.unique(inv.astype(np.int64) << 32 | (day - d0))  # distinct (user, day) of the batch
+        days_of: dict[int, list[int]] = {}
+        for k, d in zip((pair >> 32).tolist(), ((pair & 0xFFFFFFFF) + d0).tolist(), strict=True):
+            days_of.setdefault(k, []).append(d)
         ci = np.flatnonzero(click)
         with self._lock:
             for k, u in enumerate(uniq.tolist()):
