@@ -436,6 +436,8 @@ class ServiceState:
             with self._store_lock:
                 ids = self.items.add(frame)
                 self.store.write_items(self.items.snapshot.items.iloc[ids])
+            # the new table's feature rows and item-side inputs now, not in the next feed request
+            self.scorer_stage.prepared(self.items.snapshot, self.slot.model)
         retired = 0
         if retire:
             try:
@@ -451,7 +453,9 @@ class ServiceState:
 
     # -- models -----------------------------------------------------------------------------------------
     def publish(self, model: MultiTaskRanker, source: str) -> int:
-        """Serve ``model`` from now on (atomic swap); keeps the previous ones for rollback."""
+        """Serve ``model`` from now on (atomic swap); keeps the previous ones for rollback. Its item-side
+        inputs are prepared first, so no request pays for them."""
+        self.scorer_stage.prepared(self.items.snapshot, model)
         with self._model_lock:
             version = self.slot.swap(model)
             self.versions.append(ModelVersion(version, source, time.time(), model))

@@ -279,7 +279,6 @@ class TrainingWorker:
                         f"+ {cfg.max_heavy_share_rise:g}")  # fmt: skip
             return d
         model = copy.deepcopy(candidate).eval()
-        st.scorer_stage.prepared(st.items.snapshot, model)  # item side ready before the swap
         version = st.publish(model, f"worker (trained on events ≤ {cut})")
         self.metrics[version] = c_m
         self.metrics.setdefault(served_version, s_m)
