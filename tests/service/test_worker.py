@@ -202,3 +202,18 @@ def test_train_and_reload_endpoints(tmp_path, tiny) -> None:
         assert r.status_code == 200 and r.json()["version"] == 1
     finally:
         st.close()
+
+
+def test_a_round_reads_at_most_max_new_events(tmp_path, tiny) -> None:
+    st = make_state(tmp_path, tiny)
+    try:
+        w = _worker(st, tmp_path, max_auc_drop=1.0, max_heavy_share_rise=1.0, max_new_events=100)
+        start = w.learner.watermark
+        _traffic(st, 8)
+        last = st.store.watermark()
+        assert last - start > 100
+        d = w.run_once()
+        assert d.action == "swapped" and "skipped: max_new_events" in d.reason
+        assert d.new_events + d.holdout_events == 100 and d.watermark >= last - 100
+    finally:
+        st.close()

@@ -83,6 +83,10 @@ class WorkerConfig(BaseModel):
         None, description="Checkpoints and worker.json (None: a `worker` folder next to the store)."
     )
     min_new_events: int = Field(1_000, ge=1, description="Skip a round with fewer new events.")
+    max_new_events: int = Field(
+        500_000, ge=1, description="Most new event ids read in a round (older ones are skipped, said so in "
+        "the decision): bounds the round's memory and the time it holds the store lock."
+    )
     holdout_fraction: float = Field(
         0.2, ge=0.0, lt=1.0, description="Newest share of the new events held out for validation."
     )

@@ -242,6 +242,10 @@ class TrainingWorker:
         if last - wm < cfg.min_new_events:
             return Decision(time.time(), "skipped", f"{max(last - wm, 0)} new events < min_new_events "
                             f"{cfg.min_new_events}", watermark=wm)  # fmt: skip
+        skipped = 0
+        if last - wm > cfg.max_new_events:  # bounded memory and lock time: the newest events only
+            skipped, wm = last - cfg.max_new_events - wm, last - cfg.max_new_events
+            inc.watermark = wm
         with st._store_lock:
             imp = st.store.read_impressions(wm, last, "all")
         imp = imp.sort_values("event_id", kind="stable").reset_index(drop=True)
@@ -264,6 +268,7 @@ class TrainingWorker:
         c_m = self.validate(candidate, hold_j)
         s_m = self.validate(served, hold_j)
         d = Decision(time.time(), "rejected", "", rep.new_events, len(hold), c_m, s_m, watermark=cut)
+        note = f" ({skipped:,} older event ids skipped: max_new_events)" if skipped else ""
         ok_auc = (
             c_m["click_auc"] is None
             or s_m["click_auc"] is None
@@ -272,11 +277,11 @@ class TrainingWorker:
         ok_heavy = c_m["heavy_share"] <= s_m["heavy_share"] + cfg.max_heavy_share_rise
         if not ok_auc:
             d.reason = (f"click AUC {c_m['click_auc']:.4f} < served {s_m['click_auc']:.4f} - "
-                        f"{cfg.max_auc_drop:g}")  # fmt: skip
+                        f"{cfg.max_auc_drop:g}{note}")  # fmt: skip
             return d
         if not ok_heavy:
             d.reason = (f"heavy-clickbait share {c_m['heavy_share']:.4f} > served {s_m['heavy_share']:.4f} "
-                        f"+ {cfg.max_heavy_share_rise:g}")  # fmt: skip
+                        f"+ {cfg.max_heavy_share_rise:g}{note}")  # fmt: skip
             return d
         model = copy.deepcopy(candidate).eval()
         version = st.publish(model, f"worker (trained on events ≤ {cut})")
@@ -285,7 +290,7 @@ class TrainingWorker:
         self._write_checkpoint(model, cut, version)
         d.action, d.version = "swapped", version
         auc_txt = "n/a" if c_m["click_auc"] is None else f"{c_m['click_auc']:.4f}"
-        d.reason = f"not worse: click AUC {auc_txt}, heavy share {c_m['heavy_share']:.4f}"
+        d.reason = f"not worse: click AUC {auc_txt}, heavy share {c_m['heavy_share']:.4f}{note}"
         return d
 
     def validate(self, model: MultiTaskRanker, hold: pd.DataFrame) -> dict[str, Any]:
