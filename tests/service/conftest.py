@@ -48,7 +48,8 @@ def tiny_model(tiny: tuple[pd.DataFrame, Trainer]) -> MultiTaskRanker:
 
 def make_state(tmp_path: Any, tiny: tuple[pd.DataFrame, Trainer], **overrides: Any) -> ServiceState:
     items, trainer = tiny
-    base: dict[str, Any] = {"candidates": {"total": 200, "fresh": 30, "popular": 20}}
+    cands = {"total": 200, "fresh": 30, "popular": 20, "topic": 30, "similar": 30}
+    base: dict[str, Any] = {"candidates": cands}
     cfg = ServiceConfig.model_validate(base | overrides)
     store = EventStore(tmp_path / "events.duckdb")
     return ServiceState(cfg, items.copy(), trainer.model_, store, TOKEN, scorer=StubScorer())

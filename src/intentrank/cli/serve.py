@@ -78,7 +78,7 @@ def serve(
     from intentrank.config import load_config
     from intentrank.service.app import create_app
     from intentrank.service.auth import resolve_token
-    from intentrank.service.bootstrap import say, serving_model
+    from intentrank.service.bootstrap import say, serving_model, start_worker
     from intentrank.service.state import ServiceState
     from intentrank.simulator.catalogue import Catalogue, build_catalogue
     from intentrank.store import EventStore
@@ -112,6 +112,7 @@ def serve(
     with EventStore(svc.store_path) as ev_store:
         state = ServiceState(svc, table, ranker, ev_store, token, model_source=source)  # type: ignore[arg-type]
         app = create_app(state)
+        start_worker(state)  # stopped by state.close()
         if origin == "generated":
             say(f"[serve] bearer token of write/admin endpoints (INTENTRANK_TOKEN chooses one): {token}")
         else:

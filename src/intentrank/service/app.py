@@ -179,6 +179,27 @@ def create_app(state: ServiceState) -> FastAPI:
         state.rollback()
         return state.models()
 
+    # -- the training worker (issue 13, incremental training online) ----------------------------------
+    @app.post("/v1/models/train", response_model=ModelsResponse, tags=["admin"], dependencies=auth)
+    def train_now() -> dict[str, Any]:
+        """Run one round of the training worker now (train, validate, swap if not worse); 409 without a
+        worker. The decision is in ``worker.last_decision``."""
+        if state.worker is None:
+            raise ServiceError(409, "no training worker runs in this service (service.worker.enabled)")
+        state.worker.run_once()
+        return state.models()
+
+    @app.post("/v1/models/reload", response_model=ModelsResponse, tags=["admin"], dependencies=auth)
+    def reload_checkpoint() -> dict[str, Any]:
+        """Serve the worker's saved checkpoint again; a checkpoint that cannot be loaded leaves the served
+        model as it is (409, and ``worker.last_error``)."""
+        if state.worker is None:
+            raise ServiceError(409, "no training worker runs in this service (service.worker.enabled)")
+        if not state.worker.reload():
+            msg = f"checkpoint not loaded, the served model stays: {state.worker.last_error}"
+            raise ServiceError(409, msg)
+        return state.models()
+
     @app.get("/metrics", tags=["admin"], response_class=Response)
     def metrics() -> Response:
         return Response(state.metrics.render(), media_type=state.metrics.content_type)

@@ -16,6 +16,8 @@ from intentrank.config import IntentRankConfig
 from intentrank.ranking.checkpoint import load_checkpoint
 from intentrank.ranking.models.multitask import MultiTaskRanker
 from intentrank.ranking.trainer import Trainer
+from intentrank.service.state import ServiceState
+from intentrank.service.worker import TrainingWorker
 from intentrank.simulator.ab import simulate
 from intentrank.simulator.catalogue import Catalogue
 from intentrank.simulator.sinks import CollectSink
@@ -51,3 +53,22 @@ def serving_model(
         say(f"[serve] loading the ranker in {model_dir}")
         return load_checkpoint(model_dir), str(model_dir)
     return quick_model(catalogue, cfg), "quick model (random log)"
+
+
+def start_worker(state: ServiceState) -> TrainingWorker | None:
+    """The incremental training worker of ``state`` (``service.worker``), started; None when disabled.
+
+    Its folder (``worker.directory``, default ``worker/`` next to the store) keeps the checkpoints and
+    ``worker.json``: a restarted service resumes the last swapped-in model and its watermark."""
+    wcfg = state.config.worker
+    if not wcfg.enabled:
+        return None
+    directory = Path(wcfg.directory) if wcfg.directory else Path(state.config.store_path).parent / "worker"
+    worker = TrainingWorker(state, wcfg, directory)
+    state.worker = worker
+    worker.start()
+    say(
+        f"[serve] training worker: every {wcfg.interval_s:g} s, checkpoints in {directory} "
+        f"(watermark {worker.learner.watermark}, model v{state.slot.version})"
+    )
+    return worker

@@ -10,6 +10,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from intentrank.mitigation.config import HeuristicMethod, MitigationConfig
+from intentrank.serving.config import CandidatesConfig, DiversityConfig, FilteringConfig, ScoringConfig
 
 #: Environment variable holding the bearer token of write and admin endpoints (wins over ``token``).
 TOKEN_ENV = "INTENTRANK_TOKEN"
@@ -43,26 +44,6 @@ class ServiceLimits(BaseModel):
     max_clicked_per_user: int = Field(1_000, ge=1, description="Clicked items remembered per user.")
 
 
-class CandidatesConfig(BaseModel):
-    """Retrieval: how many candidates each slate is ranked from, and from which sources."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    total: int = Field(
-        1_000, ge=1, description="Candidates ranked per slate (fewer if fewer items are live)."
-    )
-    fresh: int = Field(200, ge=0, description="Most recently published live items taken first.")
-    popular: int = Field(
-        200, ge=0, description="Most clicked live items (clicks acknowledged by the service)."
-    )
-
-    @model_validator(mode="after")
-    def _sources_fit(self) -> CandidatesConfig:
-        if self.fresh + self.popular > self.total:
-            raise ValueError(f"fresh + popular ({self.fresh} + {self.popular}) exceeds total ({self.total})")
-        return self
-
-
 class ArmConfig(BaseModel):
     """A variant of the feed: the served model ordered with these serving-time mitigation methods."""
 
@@ -88,6 +69,63 @@ class ArmConfig(BaseModel):
                     "the service multiplies the formula's score by f(c): use score_space 'linear'"
                 )
         return m
+
+
+class WorkerConfig(BaseModel):
+    """Incremental training online (:mod:`intentrank.service.worker`): retrain on the events since the
+    watermark every ``interval_s``, validate on the newest held-out ones, swap only if not worse."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Run the worker thread in `intentrank serve`.")
+    interval_s: float = Field(300.0, gt=0, description="Seconds between rounds.")
+    directory: str | None = Field(
+        None, description="Checkpoints and worker.json (None: a `worker` folder next to the store)."
+    )
+    min_new_events: int = Field(1_000, ge=1, description="Skip a round with fewer new events.")
+    max_new_events: int = Field(
+        500_000, ge=1, description="Most new event ids read in a round (older ones are skipped, said so in "
+        "the decision): bounds the round's memory and the time it holds the store lock."
+    )
+    holdout_fraction: float = Field(
+        0.2, ge=0.0, lt=1.0, description="Newest share of the new events held out for validation."
+    )
+    replay_events: int = Field(
+        20_000, ge=0, description="Earlier rows trained on again each round (bounds the learner's memory)."
+    )
+    epochs: int = Field(1, ge=1, description="Passes over new + replayed events per round.")
+    max_auc_drop: float = Field(
+        0.0, ge=0.0, description="Swap only if the candidate's click AUC ≥ the served one's minus this."
+    )
+    max_heavy_share_rise: float = Field(
+        0.02, ge=0.0, description="Swap only if the candidate's heavy-clickbait share of its top-20 ≤ the "
+        "served one's plus this.",
+    )
+    probe_users: int = Field(16, ge=1, description="Users of the heavy-share probe (held-out events').")
+    probe_candidates: int = Field(500, ge=1, description="Random live candidates per probe user.")
+    keep_checkpoints: int = Field(2, ge=1, description="Checkpoint directories kept on disk.")
+    keep_decisions: int = Field(50, ge=1, description="Decisions remembered for /v1/models.")
+    torch_threads: int = Field(1, ge=1, description="Torch threads of a training round.")
+
+
+class TrapConfig(BaseModel):
+    """The trap detector (:mod:`intentrank.service.trap`): a new model version raising CTR significantly
+    while conversions per user fall or stay flat."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Watch acknowledged events per model version and arm.")
+    alpha: float = Field(0.01, gt=0, lt=0.5, description="1 - confidence level of the intervals.")
+    min_users: int = Field(200, ge=2, description="Users a version needs (per arm) before it is compared.")
+    min_ctr_lift: float = Field(0.05, ge=0, description="Smallest relative CTR rise that can alert.")
+    flat_conversion_lift: float = Field(
+        0.0, description="Conversions per user 'stay flat' when their relative change is at most this."
+    )
+    window_s: float = Field(86_400.0, gt=0, description="Users idle longer than this drop out (rolling).")
+    max_users: int = Field(100_000, ge=2, description="Users kept per version and arm (LRU).")
+    keep_versions: int = Field(4, ge=2, description="Model versions kept.")
+    keep_alerts: int = Field(50, ge=1, description="Alerts remembered for /v1/models.")
+    evaluate_every_s: float = Field(5.0, ge=0, description="Seconds between evaluations during ingestion.")
 
 
 def _default_arms() -> dict[str, ArmConfig]:
@@ -120,6 +158,9 @@ class ServiceConfig(BaseModel):
     bootstrap_epochs: int = Field(1, ge=1, description="Epochs of the quick model.")
     slate_size: int = Field(20, ge=1, le=200, description="Items per slate (one page of the feed).")
     candidates: CandidatesConfig = Field(default_factory=CandidatesConfig)
+    filtering: FilteringConfig = Field(default_factory=FilteringConfig)
+    diversity: DiversityConfig = Field(default_factory=DiversityConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     stochastic: bool = Field(
         False,
         description="Plackett–Luce sampling of each slate (weights score^(1/T)) so propensities < 1 are "
@@ -134,6 +175,8 @@ class ServiceConfig(BaseModel):
     )
     arm_salt: int = Field(0, ge=0, description="Salt of the arm hash (a new salt reshuffles users).")
     limits: ServiceLimits = Field(default_factory=ServiceLimits)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    trap: TrapConfig = Field(default_factory=TrapConfig)
     torch_threads: int = Field(1, ge=1, description="Torch threads per scoring call.")
     seed: int = Field(0, ge=0, description="Seed of random retrieval and stochastic ordering.")
 

@@ -60,6 +60,22 @@ class ServiceMetrics:
             ["arm"],
             registry=r,
         )
+        self.trap_alert = Gauge(
+            "intentrank_trap_alert",
+            "1 while the newest model version raises CTR significantly with conversions per user flat "
+            "or falling (the trap detector)",
+            ["arm"],
+            registry=r,
+        )
+        self.trap_ctr_lift = Gauge(
+            "intentrank_trap_ctr_lift", "Relative CTR change of the newest version vs the one before",
+            ["arm"], registry=r,
+        )  # fmt: skip
+        self.trap_conv_lift = Gauge(
+            "intentrank_trap_conversion_lift",
+            "Relative change of conversions per user of the newest version vs the one before",
+            ["arm"], registry=r,
+        )  # fmt: skip
         self._lock = threading.Lock()
         self._served = {a: [0, 0] for a in arms}  # arm -> [items, heavy]
         for a in arms:
@@ -78,6 +94,12 @@ class ServiceMetrics:
             tot[0] += n_items
             tot[1] += n_heavy
             self.heavy_share.labels(arm).set(tot[1] / tot[0] if tot[0] else 0.0)
+
+    def trap(self, arm: str, alert: bool, ctr_lift: float, conversion_lift: float) -> None:
+        """The trap detector's verdict for ``arm``."""
+        self.trap_alert.labels(arm).set(1.0 if alert else 0.0)
+        self.trap_ctr_lift.labels(arm).set(ctr_lift)
+        self.trap_conv_lift.labels(arm).set(conversion_lift)
 
     def model(self, version: int, swaps: int) -> None:
         self.model_version.set(version)

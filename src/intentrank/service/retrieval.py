@@ -5,10 +5,9 @@
 request reads one consistent table. Item ids are row indices 0..n-1 (what the ranker's feature builder
 needs); new items get the next ids. Popularity is the clicks the service acknowledged per item.
 
-:meth:`LiveItems.retrieve` takes, for one request, the most recently published live items, the most
-clicked ones and a uniform random fill up to the candidate count, leaving out retired items and the
-ones the caller excludes (already shown in the session, clicked by the user), each candidate tagged
-with its source.
+A snapshot also holds what the serving pipeline's retrieval reads (:mod:`intentrank.serving.pipeline`):
+live items newest first, overall and per topic, and topic codes; :meth:`LiveItems.popular` is the
+popular source.
 """
 
 from __future__ import annotations
@@ -22,11 +21,10 @@ import pandas as pd
 
 from intentrank.clickbait.categories import CATEGORIES, categorize
 from intentrank.errors import DataError
+from intentrank.serving.pipeline import SOURCES
 from intentrank.store.schema import ITEM_COLUMNS
 
-#: Retrieval source names; :meth:`LiveItems.retrieve` returns int8 codes indexing this tuple.
-SOURCES: tuple[str, str, str] = ("fresh", "popular", "random")
-FRESH, POPULAR, RANDOM = 0, 1, 2
+__all__ = ["SOURCES", "ItemSnapshot", "LiveItems"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +38,10 @@ class ItemSnapshot:
     live_ids: np.ndarray  # ids not retired, ascending
     fresh_order: np.ndarray  # live ids, newest publish_ts first
     titles: np.ndarray  # (n,) object, for responses without a pandas lookup per request
+    publish_ts: np.ndarray  # (n,) float64
+    topic_code: np.ndarray  # (n,) int64 codes into topic_names
+    topic_names: np.ndarray  # (T,) object, sorted
+    topic_fresh: tuple[np.ndarray, ...]  # per topic code: its live ids, newest first
 
     def __len__(self) -> int:
         return len(self.items)
@@ -48,9 +50,18 @@ class ItemSnapshot:
     def build(cls, items: pd.DataFrame, retired: np.ndarray) -> ItemSnapshot:
         cb = items["clickbait_score"].to_numpy(np.float64)
         live = np.flatnonzero(~retired).astype(np.int64)
-        pub = items["publish_ts"].to_numpy(np.float64)[live]
-        fresh = live[np.argsort(-pub, kind="stable")]
-        return cls(items, cb, categorize(cb), retired, live, fresh, items["title"].to_numpy(object))
+        publish = items["publish_ts"].to_numpy(np.float64)
+        fresh = live[np.argsort(-publish[live], kind="stable")]
+        names, codes = np.unique(items["topic"].astype(str).to_numpy(), return_inverse=True)
+        codes = codes.astype(np.int64)
+        by_topic = np.argsort(codes[fresh], kind="stable")  # newest first within each topic
+        grouped = fresh[by_topic]
+        bounds = np.searchsorted(codes[grouped], np.arange(len(names) + 1))
+        topic_fresh = tuple(grouped[bounds[t] : bounds[t + 1]] for t in range(len(names)))
+        return cls(
+            items, cb, categorize(cb), retired, live, fresh, items["title"].to_numpy(object),
+            publish, codes, names.astype(object), topic_fresh,
+        )  # fmt: skip
 
     def category_name(self, item_id: int) -> str:
         return CATEGORIES[int(self.category[item_id])]
@@ -128,39 +139,3 @@ class LiveItems:
                 self._popular = live[np.argsort(-clicks[live], kind="stable")][:4096]
                 self._popular_at = now
             return self._popular[:k]
-
-    def retrieve(
-        self, snap: ItemSnapshot, total: int, fresh: int, popular: int, exclude: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(candidate ids (K,), source codes (K,)) with K ≤ ``total``: see the module docstring."""
-        exclude = np.asarray(exclude, np.int64)
-        taken: list[np.ndarray] = []
-        codes: list[np.ndarray] = []
-
-        def take(pool: np.ndarray, k: int, code: int) -> None:
-            if k <= 0 or len(pool) == 0:
-                return
-            blocked = np.concatenate([exclude, *taken]) if taken else exclude
-            pool = pool[~np.isin(pool, blocked)][:k]
-            taken.append(pool)
-            codes.append(np.full(len(pool), code, np.int8))
-
-        take(snap.fresh_order[: fresh + len(exclude)], fresh, FRESH)
-        take(self.popular(popular + fresh + len(exclude)), popular, POPULAR)
-        need = total - sum(len(t) for t in taken)
-        n_live = len(snap.live_ids)
-        if need > 0 and n_live:
-            with self._rng_lock:
-                draw = snap.live_ids[self._rng.integers(0, n_live, 2 * need + len(exclude))]
-                _, first = np.unique(draw, return_index=True)
-                draw = draw[np.sort(first)]  # distinct, in draw order
-                blocked = np.concatenate([exclude, *taken]) if taken else exclude
-                draw = draw[~np.isin(draw, blocked)][:need]
-                if len(draw) < need:  # a small or nearly exhausted catalogue: fill from the rest
-                    rest = np.setdiff1d(snap.live_ids, np.concatenate([blocked, draw]))
-                    draw = np.concatenate([draw, self._rng.permutation(rest)[: need - len(draw)]])
-            taken.append(draw)
-            codes.append(np.full(len(draw), RANDOM, np.int8))
-        if not taken:
-            return np.empty(0, np.int64), np.empty(0, np.int8)
-        return np.concatenate(taken).astype(np.int64), np.concatenate(codes)

@@ -10,7 +10,7 @@ Unknown fields are refused (a typo is an error, not a silently ignored setting).
 
 import math
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
@@ -193,6 +193,9 @@ class ModelEntry(BaseModel):
     version: int
     source: str
     published_at: float = Field(description="Unix time.")
+    metrics: dict[str, Any] | None = Field(
+        None, description="Validation by the training worker (click AUC, heavy-clickbait share)."
+    )
 
 
 class ModelsResponse(BaseModel):
@@ -200,3 +203,9 @@ class ModelsResponse(BaseModel):
     previous_version: int | None
     swaps: int
     history: list[ModelEntry]
+    worker: dict[str, Any] | None = Field(
+        None, description="The training worker: last decision and reason, watermark, checkpoint, errors."
+    )
+    trap: dict[str, Any] | None = Field(
+        None, description="The trap detector: per version and arm CTR vs conversions per user; alerts."
+    )

@@ -164,3 +164,38 @@ class UserClicks:
     def of(self, user_id: int) -> list[int]:
         with self._lock:
             return list(self._items.get(user_id, ()))
+
+
+class RecentShown:
+    """Items shown to each user recently, in any session (the "recently shown" filter); bounded: at most
+    ``max_per_user`` items per user (oldest slates dropped) and ``max_users`` users (LRU)."""
+
+    def __init__(self, max_users: int, max_per_user: int) -> None:
+        self.max_users, self.max_per_user = int(max_users), int(max_per_user)
+        self._lock = threading.Lock()
+        self._items: OrderedDict[int, list[tuple[float, np.ndarray]]] = OrderedDict()
+
+    def add(self, user_id: int, ts: float, items: np.ndarray) -> None:
+        if self.max_per_user == 0 or len(items) == 0:
+            return
+        with self._lock:
+            slates = self._items.get(user_id)
+            if slates is None:
+                slates = self._items[user_id] = []
+                while len(self._items) > self.max_users:
+                    self._items.popitem(last=False)
+            else:
+                self._items.move_to_end(user_id)
+            slates.append((float(ts), np.asarray(items, np.int64)))
+            total = sum(len(a) for _, a in slates)
+            while len(slates) > 1 and total > self.max_per_user:
+                total -= len(slates.pop(0)[1])
+
+    def of(self, user_id: int, since: float) -> np.ndarray:
+        """Ids shown to the user at or after ``since``."""
+        with self._lock:
+            slates = self._items.get(user_id)
+            if not slates:
+                return np.empty(0, np.int64)
+            parts = [a for t, a in slates if t >= since]
+        return np.concatenate(parts) if parts else np.empty(0, np.int64)

@@ -5,11 +5,15 @@ slate and click memories (:mod:`.sessions`), the model slot with its version his
 :class:`~intentrank.serving.ranker.RankerPolicy` scoring from the slot, the arms' clickbait penalties,
 the metrics, and one run of the event store for this process (``begin_run(shared_users=True)``).
 
-A slate: retrieval (fresh + popular + random, minus the session's shown items, the user's clicked items
-and retired ones) → the model's p_click, time, p_conv → ``formula × f(c)`` (the arm's penalty; 1 for an
-unmitigated arm) → top-S, or a Plackett–Luce sample with weights ``score^(1/T)`` (propensities logged).
+A slate: the serving pipeline (:mod:`intentrank.serving.pipeline`): retrieval from fresh, popular,
+topic-match, title-embedding-similar and random sources, filtered by the session's shown items, the
+user's recently shown and clicked items, retired and expired ones → the model's p_click, time, p_conv
+(fast path: item-side inputs precomputed per model and catalogue) → ``formula × f(c)`` (the arm's
+penalty; 1 for an unmitigated arm) → top-S (optional per-topic cap), or a Plackett–Luce sample with
+weights ``score^(1/T)`` (propensities logged).
 Events: checked against the remembered slate (item in it, not yet acknowledged), appended in one
-committed transaction, and only then acknowledged and applied to the click memory and popularity.
+committed transaction, and only then acknowledged and applied to the click memory, popularity, the
+user history (read-your-writes) and the trap detector.
 """
 
 from __future__ import annotations
@@ -32,11 +36,20 @@ from intentrank.ranking.formula import RankingFormula
 from intentrank.ranking.models.multitask import MultiTaskRanker
 from intentrank.service.config import ServiceConfig
 from intentrank.service.metrics import ServiceMetrics
-from intentrank.service.retrieval import SOURCES, LiveItems
-from intentrank.service.sessions import Sessions, SlateLog, SlateRecord, UserClicks
+from intentrank.service.retrieval import LiveItems
+from intentrank.service.sessions import RecentShown, Sessions, SlateLog, SlateRecord, UserClicks
+from intentrank.service.trap import TrapDetector
 from intentrank.serving.incremental import ModelSlot
-from intentrank.serving.ordering import select_slates
-from intentrank.serving.policy import SlateRequest
+from intentrank.serving.pipeline import (
+    SOURCES,
+    Scorer,
+    ServingHistory,
+    UserSignals,
+    filter_mask,
+    order_slate,
+    penalty_factor,
+    retrieve,
+)
 from intentrank.serving.ranker import RankerPolicy
 from intentrank.simulator.engine import assign_arms
 from intentrank.store.event_store import EventStore, RunHandle
@@ -97,7 +110,11 @@ class ServiceState:
         lim = config.limits
         self.items = LiveItems(items, seed=config.seed)
         self.slot = ModelSlot(model)
-        self.policy = RankerPolicy(self.slot, formula=formula)
+        self.history = ServingHistory(model.config.labels.long_click_threshold_s, lim.max_users)
+        self.policy = RankerPolicy(self.slot, formula=formula, history=self.history)
+        self.scorer_stage = Scorer(self.policy, config.scoring)
+        #: a formula given at start ranks every version; None: each model version's own config formula
+        self.fixed_formula = formula
         self.arm_names = list(config.arms)
         self.penalties: dict[str, list[HeuristicPenalty]] = {
             name: MitigationPlan(arm.mitigation).post_processors() for name, arm in config.arms.items()
@@ -105,12 +122,13 @@ class ServiceState:
         self.sessions = Sessions(lim.max_sessions, lim.session_ttl_s)
         self.slates = SlateLog(lim.max_slates)
         self.clicks = UserClicks(lim.max_users, lim.max_clicked_per_user)
+        self.recent = RecentShown(lim.max_users, config.filtering.max_recent_per_user)
         self.metrics = ServiceMetrics(self.arm_names)
         self._scorer = scorer
         self._rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0xFEED]))
         self._rng_lock = threading.Lock()
         self._model_lock = threading.Lock()
-        self.history = [ModelVersion(self.slot.version, model_source, time.time(), model)]
+        self.versions = [ModelVersion(self.slot.version, model_source, time.time(), model)]
         self.metrics.model(self.slot.version, self.slot.swaps)
         self.epoch = clock()
         self.store = store
@@ -121,6 +139,12 @@ class ServiceState:
             policy=",".join(self.arm_names), command="serve", note=note, shared_users=True
         )
         self.closed = False
+        #: the incremental training worker and the trap detector, when attached (see /v1/models)
+        self.worker: Any = None
+        self.trap: TrapDetector | None = None
+        if config.trap.enabled:
+            self.trap = TrapDetector(config.trap, self.metrics, clock=self.now)
+        self._trap_at = -np.inf
 
     # -- time -------------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -193,44 +217,29 @@ class ServiceState:
     ) -> tuple[dict[str, Any], SlateRecord]:
         cfg = self.config
         snap = self.items.snapshot
-        exclude = shown
-        clicked = self.clicks.of(user_id)
-        if clicked:
-            exclude = np.concatenate([exclude, np.asarray(clicked, np.int64)])
-        c = cfg.candidates
-        cand, src = self.items.retrieve(snap, c.total, c.fresh, c.popular, exclude)
         ts = self.now()
+        model, version = self.slot.current()
+        user = self.signals(user_id, slate_index, ts, shown, snap)
+        mask = filter_mask(snap, user, cfg.filtering)
+        prep = self.scorer_stage.prepared(snap, model)
+        vectors = prep.item_vectors() if prep is not None and cfg.candidates.similar else None
+        popular = self.items.popular(cfg.candidates.popular) if cfg.candidates.popular else None
+        with self._rng_lock:
+            cand, src = retrieve(snap, user, mask, cfg.candidates, self._rng, popular, vectors)
         local_slate = self.slates.next_id()
         slate_id = self.run.slate_offset + local_slate
-        model, version = self.slot.current()
         S = min(cfg.slate_size, len(cand))
         if S == 0:
             order = np.empty(0, np.int64)
             prop = np.empty(0)
             parts = {k: np.empty(0) for k in ("p_click", "time", "p_conv", "formula", "penalty", "score")}
         else:
-            req = SlateRequest(
-                user_ids=np.array([user_id], np.int64),
-                candidates=cand[None, :],
-                slate_index=np.array([slate_index], np.int16),
-                ts=np.array([ts]),
-                day=int(ts // DAY_S),
-            )
-            parts = self.score(req, snap, model, arm)
-            scores = parts["score"][None, :]
-            if cfg.stochastic:
-                with self._rng_lock:
-                    o, p = select_slates(
-                        np.log(np.maximum(scores, 1e-300)),
-                        S,
-                        stochastic=True,
-                        temperature=cfg.temperature,
-                        rng=self._rng,
-                        name=arm,
-                    )
-            else:
-                o, p = select_slates(scores, S, name=arm)
-            order, prop = o[0], p[0]
+            parts = self.score_candidates(snap, model, user, cand, src, arm)
+            with self._rng_lock:
+                order, prop = order_slate(
+                    parts["score"], S, stochastic=cfg.stochastic, temperature=cfg.temperature,
+                    rng=self._rng, topics=snap.topic_code[cand], diversity=cfg.diversity, name=arm,
+                )  # fmt: skip
         ids = cand[order]
         titles = snap.titles[ids]
         out_items = []
@@ -266,27 +275,49 @@ class ServiceState:
             propensity=prop.astype(np.float64),
         )
         self.metrics.served(arm, len(ids), int((snap.category[ids] == HEAVY).sum()))
+        self.recent.add(user_id, ts, ids)
         return body, rec
 
-    def score(
-        self, request: SlateRequest, snap: Any, model: MultiTaskRanker, arm: str
-    ) -> dict[str, np.ndarray]:
-        """Row 0's (K,) arrays: p_click, time, p_conv, formula, penalty (f(c), product over the arm's
-        penalties) and score = formula × penalty."""
-        p = self.policy.predict(request, snap, model=model)
-        formula = np.asarray(self.policy.formula.score(p["p_click"], p["time"], p["p_conv"]), np.float64)[0]
-        penalty = np.ones_like(formula)
-        cb = snap.clickbait_score[request.candidates[0]]
-        for pen in self.penalties[arm]:
-            penalty = penalty * pen.f(cb)
-        return {
-            "p_click": p["p_click"][0],
-            "time": p["time"][0],
-            "p_conv": p["p_conv"][0],
-            "formula": formula,
-            "penalty": penalty,
-            "score": formula * penalty,
-        }
+    def signals(
+        self, user_id: int, slate_index: int, ts: float, shown: np.ndarray, snap: Any
+    ) -> UserSignals:
+        """What the pipeline knows of the user now: the session's shown items, the user's recently shown
+        (any session) and clicked items, clicks per topic (user history) and the recent clicks."""
+        f = self.config.filtering
+        parts = [np.asarray(shown, np.int64)]
+        if f.recent_shown_s > 0:
+            parts.append(self.recent.of(user_id, ts - f.recent_shown_s))
+        clicked = self.clicks.of(user_id)  # oldest first
+        if clicked:
+            parts.append(np.asarray(clicked, np.int64))
+        topic_clicks = None
+        if self.config.candidates.topic:
+            names = snap.topic_names
+            h = self.history.feature_arrays(np.full(len(names), user_id, np.int64), names, ts)
+            topic_clicks = h["user_topic_clicks"]
+        recent = np.asarray(clicked[::-1][: self.config.candidates.profile_clicks], np.int64)
+        return UserSignals(
+            user_id, slate_index, ts, int(ts // DAY_S), np.concatenate(parts), topic_clicks, recent
+        )
+
+    def score_candidates(
+        self, snap: Any, model: MultiTaskRanker, user: UserSignals, cand: np.ndarray, src: np.ndarray,
+        arm: str,
+    ) -> dict[str, np.ndarray]:  # fmt: skip
+        """(K,) arrays p_click, time, p_conv, formula, penalty (f(c), product over the arm's penalties)
+        and score = formula × penalty (the scoring and the ranking formula of the pipeline)."""
+        keep = (src == SOURCES.index("topic")) | (src == SOURCES.index("similar"))
+        f = self.formula_of(model)
+        p = self.scorer_stage.predict(snap, model, user, cand, keep=keep, formula=f)
+        formula = np.asarray(f.score(p["p_click"], p["time"], p["p_conv"]), np.float64)
+        penalty = penalty_factor(self.penalties[arm], snap.clickbait_score[cand])
+        return {**p, "formula": formula, "penalty": penalty, "score": formula * penalty}
+
+    def formula_of(self, model: MultiTaskRanker) -> RankingFormula:
+        """The ranking formula of ``model``'s slates: the one given at start, or the model config's."""
+        if self.fixed_formula is not None:
+            return self.fixed_formula
+        return RankingFormula.from_config(model.config.formula)
 
     # -- events -----------------------------------------------------------------------------------------
     def ingest(self, events: list[Any]) -> tuple[int, int, int]:
@@ -349,6 +380,17 @@ class ServiceState:
             self.slates.mark_acknowledged(pairs)
         for user, item in clicked:
             self.clicks.add(user, item)
+        snap = self.items.snapshot
+        self.history.update(frame.assign(topic=snap.topic_names[snap.topic_code[frame["item_id"].to_numpy()]]))
+        if self.trap is not None:
+            self.trap.observe(
+                np.array([r.model_version for r in recs]), frame["policy"].to_numpy(object),
+                frame["user_id"].to_numpy(), frame["click"].to_numpy(), frame["conversion"].to_numpy(),
+                frame["dwell_s"].to_numpy(), frame["bounce"].to_numpy(),
+            )  # fmt: skip
+            if time.monotonic() - self._trap_at >= self.config.trap.evaluate_every_s:
+                self._trap_at = time.monotonic()
+                self.trap.evaluate()
         if clicked:
             self.items.record_clicks(np.array([i for _, i in clicked], np.int64))
         self.metrics.events.inc(len(pairs))
@@ -394,6 +436,8 @@ class ServiceState:
             with self._store_lock:
                 ids = self.items.add(frame)
                 self.store.write_items(self.items.snapshot.items.iloc[ids])
+            # the new table's feature rows and item-side inputs now, not in the next feed request
+            self.scorer_stage.prepared(self.items.snapshot, self.slot.model)
         retired = 0
         if retire:
             try:
@@ -409,36 +453,42 @@ class ServiceState:
 
     # -- models -----------------------------------------------------------------------------------------
     def publish(self, model: MultiTaskRanker, source: str) -> int:
-        """Serve ``model`` from now on (atomic swap); keeps the previous ones for rollback."""
+        """Serve ``model`` from now on (atomic swap); keeps the previous ones for rollback. Its item-side
+        inputs are prepared first, so no request pays for them."""
+        self.scorer_stage.prepared(self.items.snapshot, model)
         with self._model_lock:
             version = self.slot.swap(model)
-            self.history.append(ModelVersion(version, source, time.time(), model))
-            kept = [h for h in self.history if h.model is not None]
+            self.versions.append(ModelVersion(version, source, time.time(), model))
+            kept = [h for h in self.versions if h.model is not None]
             for h in kept[:-KEEP_MODELS]:
                 h.model = None
-            del self.history[:-KEEP_HISTORY]
+            del self.versions[:-KEEP_HISTORY]
             self.metrics.model(version, self.slot.swaps)
             return version
 
     def rollback(self) -> int:
         """Serve the model published before the current one again (as a new version)."""
         with self._model_lock:
-            if len(self.history) < 2 or self.history[-2].model is None:
+            if len(self.versions) < 2 or self.versions[-2].model is None:
                 raise ServiceError(409, "no previous model to roll back to")
-            prev = self.history[-2]
+            prev = self.versions[-2]
         return self.publish(prev.model, f"rollback to v{prev.version}")  # type: ignore[arg-type]
 
     def models(self) -> dict[str, Any]:
         with self._model_lock:
+            metrics = self.worker.metrics if self.worker is not None else {}
             hist = [
-                {"version": h.version, "source": h.source, "published_at": h.published_at}
-                for h in self.history
-            ]
+                {"version": h.version, "source": h.source, "published_at": h.published_at,
+                 "metrics": metrics.get(h.version)}
+                for h in self.versions
+            ]  # fmt: skip
             return {
                 "version": self.slot.version,
-                "previous_version": self.history[-2].version if len(self.history) > 1 else None,
+                "previous_version": self.versions[-2].version if len(self.versions) > 1 else None,
                 "swaps": self.slot.swaps,
                 "history": hist,
+                "worker": self.worker.report() if self.worker is not None else None,
+                "trap": self.trap.report() if self.trap is not None else None,
             }
 
     def health(self) -> dict[str, Any]:
@@ -454,7 +504,10 @@ class ServiceState:
 
     # -- shutdown ---------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Mark the run complete and close the store (a killed process leaves the run 'running')."""
+        """Stop the training worker, mark the run complete and close the store (a killed process leaves
+        the run 'running')."""
+        if self.worker is not None:
+            self.worker.stop()
         with self._store_lock:
             if self.closed:
                 return
