@@ -43,6 +43,9 @@ app.command("evaluate")(evaluate)
 from intentrank.cli.run import run  # noqa: E402
 
 app.command("run")(run)
+from intentrank.cli.tune import tune  # noqa: E402
+
+app.command("tune")(tune)
 from intentrank.cli.serve import serve  # noqa: E402
 
 app.command("serve")(serve)
