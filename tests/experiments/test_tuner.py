@@ -68,14 +68,23 @@ def test_a_penalty_cuts_heavy_clickbait_on_the_cohort(result) -> None:
     assert strongest.metrics["heavy_cb"] < result.baseline["heavy_cb"]
 
 
-def test_same_seed_same_trials(result) -> None:
+def test_same_seed_same_trials_and_a_stored_study_re_picks(result, tmp_path: Path) -> None:
     # two trials of the same seed: the sampler's first (random) proposals and their results repeat
     two = TINY | {"tuner": TINY["tuner"] | {"trials": 2, "constraint": "heavy_cb<=-99.9%"}}
-    cfg = load_config(None, overrides=two)
-    again = tune(cfg, say=_quiet, progress=False)
+    db = tmp_path / "study.db"
+    again = tune(load_config(None, overrides=two), say=_quiet, progress=False, storage=db)
     assert [t.params for t in again.trials] == [t.params for t in result.trials[:2]]
     assert [t.metrics for t in again.trials] == [t.metrics for t in result.trials[:2]]
     assert again.baseline == result.baseline
+    # the same study under another constraint: no new trial, feasibility and pick made anew
+    loose = TINY | {"tuner": TINY["tuner"] | {"trials": 2, "constraint": "clicks>=-100%"}}
+    repick = tune(load_config(None, overrides=loose), say=_quiet, progress=False, storage=db)
+    assert [t.metrics for t in repick.trials] == [t.metrics for t in again.trials]
+    assert all(t.feasible for t in repick.trials) and repick.pick is not None
+    # other settings than the stored study's: refused before anything runs
+    other = TINY | {"tuner": TINY["tuner"] | {"trials": 2, "users": 81}}
+    with pytest.raises(ConfigError, match="other tuner"):
+        tune(load_config(None, overrides=other), say=_quiet, progress=False, storage=db)
 
 
 def test_write_result_json_and_svg(result, tmp_path: Path) -> None:

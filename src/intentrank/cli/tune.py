@@ -3,6 +3,8 @@
 ``intentrank tune --method heuristic --trials 24 --constraint "heavy_cb<=-50%,clicks>=-2%" --out DIR``
 writes ``DIR/pareto.json`` (baseline, every trial, the frontier, the pick and its confirmation A/B) and
 ``DIR/pareto.svg``; the frontier table goes to stderr, the pick and confirmation as JSON to stdout.
+The optuna study is kept in ``DIR/study.db``: the same command again resumes it up to ``--trials`` and
+picks anew under the (possibly changed) ``--constraint``, without re-running stored trials.
 Settings not on the command line come from the ``tuner`` section of ``--config``.
 """
 
@@ -44,7 +46,8 @@ def tune(
         ("tuner.confirm_users", confirm_users, "--confirm-users"), ("seed", seed, "--seed"),
     ])  # fmt: skip
     with torch_threads(cfg.ranker.train.threads):
-        result = run_tuner(cfg)
+        out.mkdir(parents=True, exist_ok=True)
+        result = run_tuner(cfg, storage=out / "study.db")
     path = write_result(result, out)
     print(format_result(result), file=sys.stderr)
     print(f"\nwrote {path} and {path.with_suffix('.svg')}", file=sys.stderr)

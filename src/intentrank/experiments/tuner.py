@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from intentrank.config import IntentRankConfig
+from intentrank.errors import ConfigError
 from intentrank.experiments.config import ConstraintTerm, TunerConfig, parse_constraint
 from intentrank.mitigation.pipeline import MitigationPlan
 from intentrank.ranking.events import load_events
@@ -53,6 +54,7 @@ from intentrank.simulator.ab import compare_kpis, simulate
 from intentrank.simulator.catalogue import Catalogue, build_catalogue
 from intentrank.simulator.kpis import summarise
 from intentrank.simulator.sinks import CollectSink, HistorySink
+from intentrank.store import config_hash
 
 #: The three objectives: metric name -> optuna direction.
 OBJECTIVES: dict[str, str] = {"heavy_cb": "minimize", "clicks": "maximize", "conversions": "maximize"}
@@ -194,42 +196,83 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def tune(cfg: IntentRankConfig, say: Callable[[str], None] = _say, progress: bool = True) -> TuneResult:
-    """Run the tuner of ``cfg.tuner`` (see the module docstring); deterministic for a seed."""
+def study_identity(cfg: IntentRankConfig) -> str:
+    """Hash of what a trial's result depends on (not the constraint nor the confirmation): a stored study
+    is resumed only with the same identity."""
+    tc = cfg.tuner
+    keep = cfg.model_dump(mode="json", include={"seed", "simulator", "ranker", "clickbait"})
+    keep["tuner"] = tc.model_dump(mode="json", include={"method", "space", "fixed", "log_users", "log_days",
+                                                         "users", "days"})  # fmt: skip
+    keep["space_in_force"] = {k: r.model_dump() for k, r in tc.search_space().items()}
+    return config_hash(keep)
+
+
+def tune(
+    cfg: IntentRankConfig,
+    say: Callable[[str], None] = _say,
+    progress: bool = True,
+    storage: str | Path | None = None,
+) -> TuneResult:
+    """Run the tuner of ``cfg.tuner`` (see the module docstring); deterministic for a seed.
+
+    ``storage``: an SQLite file for the optuna study. A study already there (same settings: see
+    :func:`study_identity`) is resumed up to ``tuner.trials`` trials in all, and the pick and confirmation
+    are made anew under the current constraint: re-picking under another constraint costs no new trials.
+    (A resumed study's later proposals differ from an uninterrupted run's: the sampler restarts.)
+    """
     import optuna
 
     tc = cfg.tuner
     terms = parse_constraint(tc.constraint)
     space = tc.search_space()
     t0 = time.perf_counter()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=max(2, min(10, tc.trials // 2)))
+    identity = study_identity(cfg)
+    study = optuna.create_study(
+        directions=list(OBJECTIVES.values()), sampler=sampler, study_name=f"tune-{tc.method}",
+        storage=None if storage is None else f"sqlite:///{Path(storage).resolve()}", load_if_exists=True,
+    )  # fmt: skip
+    if study.user_attrs.get("identity", identity) != identity:
+        raise ConfigError(
+            f"the study in {storage} was made with other tuner/simulator/ranker settings; "
+            "use another --out folder or delete it"
+        )
+    study.set_user_attr("identity", identity)
     world = _World(cfg, say)
     cohort_seed = cfg.seed + 1
-    baseline = world.serve({"baseline": world.model_for(None)}, tc.users, tc.days, cohort_seed)
-    base_metrics = metrics_of(baseline)
+    base_metrics = study.user_attrs.get("baseline")
+    if base_metrics is None:
+        baseline = world.serve({"baseline": world.model_for(None)}, tc.users, tc.days, cohort_seed)
+        base_metrics = metrics_of(baseline)
+        study.set_user_attr("baseline", base_metrics)
     seconds = {"baseline": time.perf_counter() - t0}
-
-    records: list[TrialRecord] = []
 
     def objective(trial: optuna.Trial) -> tuple[float, float, float]:
         params = {k: trial.suggest_float(k, r.low, r.high, log=r.log) for k, r in space.items()}
         settings = method_settings(tc, params)
-        per_user = world.serve({"trial": world.model_for(settings)}, tc.users, tc.days, cohort_seed)
-        m = metrics_of(per_user)
-        rel = relative(m, base_metrics)
-        feasible = all(t.holds(rel[t.metric]) for t in terms)
-        records.append(TrialRecord(trial.number, params, settings, m, rel, feasible))
+        m = metrics_of(world.serve({"trial": world.model_for(settings)}, tc.users, tc.days, cohort_seed))
+        trial.set_user_attr("metrics", m)
+        trial.set_user_attr("method", settings)
         return tuple(m[k] for k in OBJECTIVES)  # type: ignore[return-value]
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=max(2, min(10, tc.trials // 2)))
-    study = optuna.create_study(directions=list(OBJECTIVES.values()), sampler=sampler)
+    done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    todo = max(0, tc.trials - done)
     t1 = time.perf_counter()
-    say(f"tune: {tc.trials} trials of {tc.method} on {tc.users:,} users x {tc.days} day(s)")
-    study.optimize(objective, n_trials=tc.trials, show_progress_bar=progress)
+    say(f"tune: {todo} trials of {tc.method} on {tc.users:,} users x {tc.days} day(s) ({done} stored)")
+    if todo:
+        study.optimize(objective, n_trials=todo, show_progress_bar=progress)
     seconds["search"] = time.perf_counter() - t1
     front = {t.number for t in study.best_trials}
-    for r in records:
-        r.pareto = r.number in front
+    records = []
+    for t in study.trials:
+        if t.state != optuna.trial.TrialState.COMPLETE:
+            continue
+        m = t.user_attrs["metrics"]
+        rel = relative(m, base_metrics)
+        feasible = all(term.holds(rel[term.metric]) for term in terms)
+        records.append(TrialRecord(t.number, dict(t.params), t.user_attrs["method"], m, rel, feasible,
+                                   t.number in front))  # fmt: skip
     feasible = [r for r in records if r.feasible]
     pick = max(feasible, key=lambda r: (r.metrics["conversions"], r.metrics["clicks"])) if feasible else None
 
