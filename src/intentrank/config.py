@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from intentrank.clickbait.config import MODEL_FILE, ClickbaitConfig
 from intentrank.errors import ConfigError
-from intentrank.experiments.config import ExperimentConfig
+from intentrank.experiments.config import ExperimentConfig, TunerConfig
 from intentrank.mitigation.config import HeuristicMethod, MitigationConfig
 from intentrank.ranking.config import RankerConfig
 from intentrank.service.config import ServiceConfig
@@ -74,6 +74,7 @@ class IntentRankConfig(BaseModel):
         description="Clickbait mitigation of the system (default: heuristic post-processing).",
     )
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
+    tuner: TunerConfig = Field(default_factory=TunerConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
 

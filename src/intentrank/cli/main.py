@@ -49,6 +49,9 @@ app.command("run")(run)
 from intentrank.cli.ope import ope  # noqa: E402
 
 app.command("ope")(ope)
+from intentrank.cli.tune import tune  # noqa: E402
+
+app.command("tune")(tune)
 from intentrank.cli.serve import serve  # noqa: E402
 
 app.command("serve")(serve)

@@ -209,6 +209,32 @@ class MitigationPlan:
         self.alignment_report = aligner.align(model)
         return self.alignment_report
 
+    def align_on_log(
+        self,
+        model: nn.Module,
+        events: EventSource,
+        items: pd.DataFrame | None,
+        formula: RankingFormula | None = None,
+        popularity: np.ndarray | None = None,
+        seed: int = 0,
+        long_click_threshold_s: float = 30.0,
+    ) -> AlignmentReport | None:
+        """:meth:`align` with the contexts, popularity and user history taken from a log ``events`` (a
+        trained model re-aligned without retraining: the tuner's RL trials, an arm's alignment cadence)."""
+        rl = self._get(RLAlignmentMethod)
+        if rl is None:
+            return None
+        if items is None:
+            raise DataError("rl_alignment needs the item catalogue (items=...)")
+        df = load_events(events, items)  # a DataFrame gets the item columns it lacks (topic, title)
+        contexts = df[list(CONTEXT_COLUMNS)].drop_duplicates(["user_id", "slate_index"], ignore_index=True)
+        if popularity is None and rl.sampling == "popularity":
+            counts = np.bincount(df["item_id"].to_numpy(np.int64), minlength=len(items))
+            popularity = counts.astype(np.float64)
+        # the contexts' users as of the end of the log (alignment scores sets, it is not evaluated)
+        history = UserHistory(long_click_threshold_s).update(df)
+        return self.align(model, items, contexts, formula, popularity, seed=seed, history=history)
+
     # -- stage 4: serving ----------------------------------------------------------------------------
     def post_processors(self) -> list[HeuristicPenalty]:
         """Score post-processors ``(scores, clickbait) -> scores`` (for ``RankerPolicy``)."""
@@ -232,20 +258,9 @@ class MitigationPlan:
         trainer.fit(events, items, **fit_kwargs, hooks_for=lambda m: self.trainer_hooks(m).as_kwargs())
         result = trainer.fit_report_
         if self._get(RLAlignmentMethod) is not None:
-            if items is None:
-                raise DataError("rl_alignment needs the item catalogue (items=...)")
-            df = load_events(events, items)  # a DataFrame gets the item columns it lacks (topic, title)
-            contexts = df[list(CONTEXT_COLUMNS)].drop_duplicates(
-                ["user_id", "slate_index"], ignore_index=True
-            )
-            pop = popularity
-            if pop is None and self._get(RLAlignmentMethod).sampling == "popularity":
-                pop = np.bincount(df["item_id"].to_numpy(np.int64), minlength=len(items)).astype(np.float64)
-            # the contexts' users as of the end of the log (alignment scores sets, it is not evaluated)
-            history = UserHistory(trainer.config_.labels.long_click_threshold_s).update(df)
-            rep = self.align(
-                trainer.model_, items, contexts, trainer.formula, pop, seed=trainer.config_.train.seed,
-                history=history,
+            rep = self.align_on_log(
+                trainer.model_, events, items, trainer.formula, popularity, seed=trainer.config_.train.seed,
+                long_click_threshold_s=trainer.config_.labels.long_click_threshold_s,
             )  # fmt: skip
             result["alignment"] = rep.as_dict() if rep is not None else None
         trainer.model_.eval()
