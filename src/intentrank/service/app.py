@@ -11,6 +11,8 @@ GET  /healthz            —      liveness and sizes
 GET  /v1/models          —      the served version, the previous one, swaps, history
 POST /v1/models/rollback token  serve the previous model again (a new version)
 GET  /metrics            —      Prometheus text
+GET  /v1/arms            —      the arms (variants) served
+GET  /                   —      the demo page (service.demo: it may post events with an events-only token)
 =======================  =====  ==========================================================================
 
 Errors are JSON ``{"detail": "<one line>"}``; validation errors also list ``errors`` (one line per field).
@@ -31,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from intentrank import __version__
 from intentrank.errors import IntentRankError
+from intentrank.service import page
 from intentrank.service.auth import require_token
 from intentrank.service.schemas import (
     EventsResponse,
@@ -113,6 +116,9 @@ def create_app(state: ServiceState) -> FastAPI:
     FeedRequest, EventsRequest = models.FeedRequest, models.EventsRequest
     ItemsRequest, ScoreRequest = models.ItemsRequest, models.ScoreRequest
     auth = [Depends(require_token(state.token))]
+    # the demo page (h13-http): its events-only token is admitted by /v1/events alone
+    page_token = page.demo_token(state.config.demo)
+    events_auth = [Depends(require_token(state.token, *([page_token] if page_token else [])))]
     app = FastAPI(
         title="intentrank feed service",
         version=__version__,
@@ -140,7 +146,7 @@ def create_app(state: ServiceState) -> FastAPI:
         b: Any = body
         return state.feed(b.user_id, b.session_id, cursor=b.cursor, arm=b.arm, explain=b.explain)
 
-    @app.post("/v1/events", response_model=EventsResponse, tags=["feed"], dependencies=auth)
+    @app.post("/v1/events", response_model=EventsResponse, tags=["feed"], dependencies=events_auth)
     def events(body: EventsRequest) -> dict[str, int]:  # type: ignore[valid-type]
         """Outcomes of served items; the response comes only after the store committed them."""
         n, first, last = state.ingest(body.events)  # type: ignore[attr-defined]
@@ -183,5 +189,6 @@ def create_app(state: ServiceState) -> FastAPI:
     def metrics() -> Response:
         return Response(state.metrics.render(), media_type=state.metrics.content_type)
 
+    page.mount(app, list(state.arm_names), page_token)  # GET /, its assets, GET /v1/arms
     app.add_middleware(Guard, state=state)
     return app
