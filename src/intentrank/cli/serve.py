@@ -111,7 +111,7 @@ def serve(
     torch.set_num_threads(svc.torch_threads)
     with EventStore(svc.store_path) as ev_store:
         state = ServiceState(svc, table, ranker, ev_store, token, model_source=source)  # type: ignore[arg-type]
-        app = create_app(state)
+        app = create_app(state, model_dir)
         if origin == "generated":
             say(f"[serve] bearer token of write/admin endpoints (INTENTRANK_TOKEN chooses one): {token}")
         else:

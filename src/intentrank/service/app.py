@@ -11,6 +11,7 @@ GET  /healthz            —      liveness and sizes
 GET  /v1/models          —      the served version, the previous one, swaps, history
 POST /v1/models/rollback token  serve the previous model again (a new version)
 GET  /metrics            —      Prometheus text
+POST /v1/models/reload   token  load the served checkpoint directory again (a new version)
 GET  /v1/arms            —      the arms (variants) served
 GET  /                   —      the demo page (service.demo: it may post events with an events-only token)
 =======================  =====  ==========================================================================
@@ -23,6 +24,7 @@ Bodies larger than ``limits.max_body_bytes`` get 413 before they are read in ful
 # from the endpoints' annotations at runtime.
 
 import time
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -33,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from intentrank import __version__
 from intentrank.errors import IntentRankError
-from intentrank.service import page
+from intentrank.service import page, reload
 from intentrank.service.auth import require_token
 from intentrank.service.schemas import (
     EventsResponse,
@@ -110,8 +112,9 @@ def _field_errors(err: RequestValidationError) -> list[str]:
     return out
 
 
-def create_app(state: ServiceState) -> FastAPI:
-    """The HTTP app around ``state`` (see the module docstring)."""
+def create_app(state: ServiceState, model_dir: Path | None = None) -> FastAPI:
+    """The HTTP app around ``state`` (see the module docstring); ``model_dir``: the checkpoint that
+    ``POST /v1/models/reload`` reads again."""
     models = request_models(state.config.limits)
     FeedRequest, EventsRequest = models.FeedRequest, models.EventsRequest
     ItemsRequest, ScoreRequest = models.ItemsRequest, models.ScoreRequest
@@ -190,5 +193,6 @@ def create_app(state: ServiceState) -> FastAPI:
         return Response(state.metrics.render(), media_type=state.metrics.content_type)
 
     page.mount(app, list(state.arm_names), page_token)  # GET /, its assets, GET /v1/arms
+    reload.mount(app, state, model_dir, auth)  # POST /v1/models/reload
     app.add_middleware(Guard, state=state)
     return app
