@@ -29,8 +29,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(tmp: Path, service: dict[str, Any], items: int = 47_290, tiny: bool = False) -> tuple[str, Any]:
-    """(base URL, the server's Popen) of a server on the given ``service`` settings."""
+def start(
+    tmp: Path, service: dict[str, Any], items: int = 47_290, tiny: bool = False, model: Any = None
+) -> tuple[str, Any]:
+    """(base URL, the server's Popen) of a server on the given ``service`` settings. ``model``: a
+    trained ranker served on the shipped catalogue (default: untrained weights on ``items`` synthetic
+    items)."""
     import torch
 
     from intentrank.ranking.checkpoint import save_checkpoint
@@ -39,14 +43,17 @@ def start(tmp: Path, service: dict[str, Any], items: int = 47_290, tiny: bool = 
     from intentrank.simulator.catalogue import synthetic_catalogue
 
     torch.manual_seed(0)
-    cat = synthetic_catalogue(items, seed=0)
-    cat.items.to_parquet(tmp / "items.parquet")
-    save_checkpoint(tmp / "model", MultiTaskRanker(RankerConfig.model_validate(TINY if tiny else {})))
+    catalogue: list[str] = []
+    if model is None:
+        synthetic_catalogue(items, seed=0).items.to_parquet(tmp / "items.parquet")
+        catalogue = ["--items", str(tmp / "items.parquet")]
+        model = MultiTaskRanker(RankerConfig.model_validate(TINY if tiny else {}))
+    save_checkpoint(tmp / "model", model)
     port = free_port()
     cfg = {"service": {"port": port, "store_path": str(tmp / "events.duckdb"), **service}}
     (tmp / "config.json").write_text(json.dumps(cfg))
     cmd = [sys.executable, "-m", "intentrank.cli.main", "serve", "--config", str(tmp / "config.json"),
-           "--items", str(tmp / "items.parquet"), "--model", str(tmp / "model")]  # fmt: skip
+           *catalogue, "--model", str(tmp / "model")]  # fmt: skip
     log = open(tmp / "server.log", "w")  # noqa: SIM115 (lives as long as the server)
     proc = subprocess.Popen(cmd, env=os.environ | {"INTENTRANK_TOKEN": TOKEN}, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
