@@ -57,6 +57,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url, proc = start(Path(tmp), service, model=model)
         try:
+            with ServiceClient(url, TOKEN) as client:  # warm-up: the item features are encoded once
+                client.feed(10**9, "warm-up", None, None)
             t0 = time.perf_counter()
             with ServiceClient(url, TOKEN, pool=args.concurrency) as client:
                 http, counts = simulate_http(

@@ -40,7 +40,7 @@ class ServiceClient:
     Errors become :class:`IntentRankError` naming the endpoint, the status and the service's ``detail``.
     """
 
-    def __init__(self, target: str, token: str | None = None, timeout: float = 30.0, pool: int = 16) -> None:
+    def __init__(self, target: str, token: str | None = None, timeout: float = 120.0, pool: int = 16) -> None:
         if not target.startswith(("http://", "https://")):
             raise IntentRankError(f"--target must be an http(s) URL, got {target!r}")
         self.target = target.rstrip("/")
@@ -57,11 +57,16 @@ class ServiceClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
-        try:
-            r = self.http.request(method, path, json=body)
-        except httpx.HTTPError as err:
-            raise IntentRankError(f"{method} {self.target}{path}: {type(err).__name__}: {err}") from None
+    def _call(self, method: str, path: str, body: Any = None, retries: int = 0) -> Any:
+        """One request; ``retries`` more attempts after a timeout (only for idempotent requests)."""
+        for attempt in range(retries + 1):
+            try:
+                r = self.http.request(method, path, json=body)
+                break
+            except httpx.HTTPError as err:
+                if not isinstance(err, httpx.TimeoutException) or attempt == retries:
+                    msg = f"{method} {self.target}{path}: {type(err).__name__}: {err}"
+                    raise IntentRankError(msg) from None
         if r.status_code >= 400:
             try:
                 detail = r.json().get("detail", r.text)
@@ -83,7 +88,9 @@ class ServiceClient:
             body["cursor"] = cursor
         if arm is not None:
             body["arm"] = arm
-        return self._call("POST", "/v1/feed", body)  # type: ignore[no-any-return]
+        # a retried page with the same cursor returns the same slate again (a first page, without a
+        # cursor, gets the session's next one: its slate is skipped, nothing is shown twice)
+        return self._call("POST", "/v1/feed", body, retries=2)  # type: ignore[no-any-return]
 
     def events(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         return self._call("POST", "/v1/events", {"events": events})  # type: ignore[no-any-return]
