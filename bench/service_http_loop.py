@@ -91,7 +91,9 @@ def main() -> None:
                     "inproc": round(float(r.control), 5),
                     "http": round(float(r.treatment), 5),
                     "diff_ci": [round(float(r.diff_ci_low), 5), round(float(r.diff_ci_high), 5)],
-                    "agree": bool(r.diff_ci_low <= 0 <= r.diff_ci_high),
+                    # a KPI constant in both loops (e.g. sessions on one day) has no CI: equal = agree
+                    "agree": bool(r.diff_ci_low <= 0 <= r.diff_ci_high)
+                    or (bool(r.control == r.treatment) and r.diff_ci_low != r.diff_ci_low),
                 }
             )
     out = {
