@@ -61,19 +61,27 @@ def main() -> None:
             opts.add_argument(arg)
         driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
         try:
-            wait = WebDriverWait(driver, 60)
+            say = lambda m: print(f"[screenshot] {m}", flush=True)  # noqa: E731
+            wait = WebDriverWait(driver, 300)
             driver.get(f"http://127.0.0.1:{port}/")
             items = lambda: driver.find_elements(By.CSS_SELECTOR, "#feed li.item")  # noqa: E731
             wait.until(lambda d: len(items()) >= 20)
+            say("first slate shown")
             driver.execute_script("window.scrollTo(0, document.body.scrollHeight)")
             wait.until(lambda d: len(items()) >= 40)
+            say("second slate shown")
             heavy = driver.find_elements(By.CSS_SELECTOR, "#feed li.item.heavy") or items()
             target = heavy[0]
             driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", target)
             target.click()
+            say("clicked")
             wait.until(lambda d: "acknowledged" in target.text)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             driver.save_screenshot(str(args.out))
+        except Exception:
+            driver.save_screenshot(str(args.out.with_suffix(".failed.png")))
+            say("status line: " + driver.find_element(By.ID, "status").text)
+            raise
         finally:
             driver.quit()
             server.should_exit = True
