@@ -74,7 +74,10 @@
 
   async function onClick(li, slateId, itemId, ack) {
     const key = slateId + ":" + itemId;
-    if (state.posted.has(key)) return;
+    if (state.posted.has(key)) {  // one event per slate item: its impression (or click) went already
+      if (!li.dataset.acknowledged) ack.textContent = "already posted as an impression";
+      return;
+    }
     state.posted.add(key);
     li.classList.add("clicked");
     ack.textContent = "posting click…";
