@@ -70,8 +70,9 @@ def main() -> None:
             driver.execute_script("window.scrollTo(0, document.body.scrollHeight)")
             wait.until(lambda d: len(items()) >= 40)
             say("second slate shown")
-            heavy = driver.find_elements(By.CSS_SELECTOR, "#feed li.item.heavy") or items()
-            target = heavy[0]
+            # an item of the newest page (the earlier pages' items went back as impressions already)
+            last = items()[-20:]
+            target = next((e for e in last if "heavy" in (e.get_attribute("class") or "")), last[0])
             driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", target)
             target.click()
             say("clicked")
