@@ -87,3 +87,17 @@ def test_simulate_target_refuses_clearly(tmp_path: Path) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     pytest.main([__file__, "-s"])
+
+
+def test_simulate_target_checks_the_catalogue(state: ServiceState) -> None:
+    """The CLI path against a live server whose catalogue is not the simulator's: refused, one line."""
+    from typer.testing import CliRunner
+
+    from intentrank.cli.main import app
+
+    with live_server(create_app(state)) as url:
+        res = CliRunner().invoke(
+            app, ["simulate", "--target", url, "--users", "5", "--days", "1", "--token", TOKEN]
+        )
+    assert res.exit_code == 2, res.output
+    assert "the service holds 400 items, the simulator's catalogue" in res.stderr
