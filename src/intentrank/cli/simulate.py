@@ -1,6 +1,8 @@
 """``intentrank simulate``: run the traffic simulator, write the events, print per-user KPIs as JSON.
 
 ``intentrank simulate --policy NAME --users N --days D --seed S --out PATH`` simulates one policy;
+``intentrank simulate --target http://HOST:PORT`` drives a running feed service instead (slates over
+HTTP, outcomes posted back; :mod:`intentrank.simulator.http_client`);
 ``intentrank simulate compare --policies A,B ...`` runs them as arms of an A/B test and prints the KPI
 table (relative changes with 95% CIs). ``--out`` ending in ``.parquet`` writes a Parquet file (items
 beside it as ``<name>.items.parquet``, written via a temporary file); any other path is a DuckDB event
@@ -173,11 +175,30 @@ def simulate_cmd(
     config: Path | None = typer.Option(None, help="Config file (YAML/JSON)."),
     append: bool = typer.Option(False, "--append", help=_APPEND_HELP),
     replace: bool = typer.Option(False, "--replace", help=_REPLACE_HELP),
+    target: str | None = typer.Option(
+        None,
+        help="Drive a running feed service (http://HOST:PORT) instead of an in-process policy: slates "
+        "from POST /v1/feed, outcomes back to POST /v1/events (its store keeps them).",
+    ),
+    token: str | None = typer.Option(
+        None, help="Bearer token of the service's /v1/events (default: the INTENTRANK_TOKEN variable)."
+    ),
+    arms: str | None = typer.Option(
+        None, help="With --target: the service arms to split users over (default: all of its arms)."
+    ),
+    concurrency: int = typer.Option(8, min=1, max=256, help="With --target: feed requests in flight."),
 ) -> None:
     """Simulate one policy; print the per-user KPI summary as JSON (stdout)."""
     if ctx.invoked_subcommand is not None:
         return
     cfg = _config(config, users, days, seed)
+    if target is not None:
+        given = [n for n, v in (("--out", out), ("--model", model), ("--base", base)) if v is not None]
+        if given or append or replace:
+            drop = ", ".join(given) or "--append/--replace"
+            raise ConfigError(f"--target: the service ranks and stores the events; drop {drop}")
+        _run_target(cfg, target, token, arms, concurrency)
+        return
     result, info = _run(_policies([policy], model, base), cfg, out, policy, _on_existing(append, replace))
     summary = {
         "policy": policy,
@@ -186,6 +207,46 @@ def simulate_cmd(
         "seed": cfg.seed,
         **info,
         "kpis": result.summary()[result.arm_names[0]],
+    }
+    typer.echo(json.dumps(summary, indent=2))
+
+
+def _run_target(
+    cfg: IntentRankConfig, target: str, token: str | None, arms: str | None, concurrency: int
+) -> None:
+    """``simulate --target``: the simulated users through a running service; KPIs per arm as JSON."""
+    import os
+
+    from intentrank.service.config import TOKEN_ENV
+    from intentrank.simulator.catalogue import build_catalogue
+    from intentrank.simulator.http_client import ServiceClient, simulate_http
+    from intentrank.simulator.resources import check_simulation
+
+    check_simulation(cfg, writes_events=False)
+    tok = token or os.environ.get(TOKEN_ENV)
+    if not tok:
+        raise ConfigError(f"--target needs the service's bearer token: --token or {TOKEN_ENV}")
+    names = [a.strip() for a in arms.split(",") if a.strip()] if arms else None
+    sim_cfg = cfg.simulator
+    bar, on_day = _progress(sim_cfg.days, f"via {target}")
+    with ServiceClient(target, tok, pool=concurrency) as client:
+        client.health()  # fail early (and clearly) when nothing listens there
+        catalogue = build_catalogue(config=sim_cfg.catalogue, seed=cfg.seed)
+        try:
+            result, counts = simulate_http(
+                client, sim_cfg, seed=cfg.seed, catalogue=catalogue, arm_names=names,
+                concurrency=concurrency, on_day=on_day,
+            )  # fmt: skip
+        finally:
+            bar.close()
+    summary = {
+        "target": target,
+        "users": sim_cfg.users,
+        "days": sim_cfg.days,
+        "seed": cfg.seed,
+        **counts,
+        "arms": result.arm_names,
+        "kpis": result.summary(),
     }
     typer.echo(json.dumps(summary, indent=2))
 

@@ -11,6 +11,10 @@ GET  /healthz            —      liveness and sizes
 GET  /v1/models          —      the served version, the previous one, swaps, history
 POST /v1/models/rollback token  serve the previous model again (a new version)
 GET  /metrics            —      Prometheus text
+POST /v1/models/train    token  one round of the training worker now (train, validate, swap or not)
+POST /v1/models/reload   token  the worker's checkpoint again (no worker: the --model dir, a new version)
+GET  /v1/arms            —      the arms (variants) served
+GET  /                   —      the demo page (service.demo: it may post events with an events-only token)
 =======================  =====  ==========================================================================
 
 Errors are JSON ``{"detail": "<one line>"}``; validation errors also list ``errors`` (one line per field).
@@ -21,6 +25,7 @@ Bodies larger than ``limits.max_body_bytes`` get 413 before they are read in ful
 # from the endpoints' annotations at runtime.
 
 import time
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -31,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from intentrank import __version__
 from intentrank.errors import IntentRankError
+from intentrank.service import page, reload
 from intentrank.service.auth import require_token
 from intentrank.service.schemas import (
     EventsResponse,
@@ -107,12 +113,16 @@ def _field_errors(err: RequestValidationError) -> list[str]:
     return out
 
 
-def create_app(state: ServiceState) -> FastAPI:
-    """The HTTP app around ``state`` (see the module docstring)."""
+def create_app(state: ServiceState, model_dir: Path | None = None) -> FastAPI:
+    """The HTTP app around ``state`` (see the module docstring); ``model_dir``: the checkpoint that
+    ``POST /v1/models/reload`` reads again."""
     models = request_models(state.config.limits)
     FeedRequest, EventsRequest = models.FeedRequest, models.EventsRequest
     ItemsRequest, ScoreRequest = models.ItemsRequest, models.ScoreRequest
     auth = [Depends(require_token(state.token))]
+    # the demo page (h13-http): its events-only token is admitted by /v1/events alone
+    page_token = page.demo_token(state.config.demo)
+    events_auth = [Depends(require_token(state.token, *([page_token] if page_token else [])))]
     app = FastAPI(
         title="intentrank feed service",
         version=__version__,
@@ -140,7 +150,7 @@ def create_app(state: ServiceState) -> FastAPI:
         b: Any = body
         return state.feed(b.user_id, b.session_id, cursor=b.cursor, arm=b.arm, explain=b.explain)
 
-    @app.post("/v1/events", response_model=EventsResponse, tags=["feed"], dependencies=auth)
+    @app.post("/v1/events", response_model=EventsResponse, tags=["feed"], dependencies=events_auth)
     def events(body: EventsRequest) -> dict[str, int]:  # type: ignore[valid-type]
         """Outcomes of served items; the response comes only after the store committed them."""
         n, first, last = state.ingest(body.events)  # type: ignore[attr-defined]
@@ -191,10 +201,11 @@ def create_app(state: ServiceState) -> FastAPI:
 
     @app.post("/v1/models/reload", response_model=ModelsResponse, tags=["admin"], dependencies=auth)
     def reload_checkpoint() -> dict[str, Any]:
-        """Serve the worker's saved checkpoint again; a checkpoint that cannot be loaded leaves the served
-        model as it is (409, and ``worker.last_error``)."""
+        """Serve the worker's saved checkpoint again (without a worker: the ``--model`` directory, as a new
+        version); a checkpoint that cannot be loaded leaves the served model as it is (409, and
+        ``worker.last_error``)."""
         if state.worker is None:
-            raise ServiceError(409, "no training worker runs in this service (service.worker.enabled)")
+            return reload.reload_model_dir(state, model_dir)
         if not state.worker.reload():
             msg = f"checkpoint not loaded, the served model stays: {state.worker.last_error}"
             raise ServiceError(409, msg)
@@ -204,5 +215,6 @@ def create_app(state: ServiceState) -> FastAPI:
     def metrics() -> Response:
         return Response(state.metrics.render(), media_type=state.metrics.content_type)
 
+    page.mount(app, list(state.arm_names), page_token)  # GET /, its assets, GET /v1/arms
     app.add_middleware(Guard, state=state)
     return app

@@ -33,9 +33,10 @@ def resolve_token(configured: str | None, generate: bool = False) -> tuple[str, 
     raise ConfigError(f"no bearer token: set {TOKEN_ENV} or service.token")
 
 
-def require_token(token: str) -> Callable[[Request], None]:
-    """A FastAPI dependency that admits requests carrying ``Authorization: Bearer <token>``."""
-    expected = token.encode()
+def require_token(token: str, *also: str) -> Callable[[Request], None]:
+    """A FastAPI dependency that admits requests carrying ``Authorization: Bearer <token>`` (or one of
+    the tokens ``also`` admits there: the demo page's events-only token)."""
+    accepted = [t.encode() for t in (token, *also)]
 
     def check(request: Request) -> None:
         header = request.headers.get("authorization")
@@ -52,7 +53,8 @@ def require_token(token: str) -> Callable[[Request], None]:
                 "malformed Authorization header (expected 'Bearer <token>')",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        if not hmac.compare_digest(given.strip().encode(), expected):
+        got = given.strip().encode()
+        if not any([hmac.compare_digest(got, t) for t in accepted]):  # each compared: constant time
             raise HTTPException(status.HTTP_403_FORBIDDEN, "wrong bearer token")
 
     return check

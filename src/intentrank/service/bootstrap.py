@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+
 from intentrank.config import IntentRankConfig
 from intentrank.ranking.checkpoint import load_checkpoint
 from intentrank.ranking.models.multitask import MultiTaskRanker
@@ -36,12 +38,20 @@ def quick_model(
     progress(f"[serve] no model given: simulating {svc.bootstrap_users:,} users x 1 day under 'random'")
     sink = CollectSink()
     simulate("random", sim_cfg, seed=cfg.seed, catalogue=catalogue, sink=sink)
-    events = sink.table().to_pandas()
+    return train_quick(sink.table().to_pandas(), catalogue.items, cfg, progress)
+
+
+def train_quick(
+    events: pd.DataFrame, items: pd.DataFrame, cfg: IntentRankConfig, progress: Callable[[str], None] = say
+) -> MultiTaskRanker:
+    """A ranker trained on ``events`` (``service.bootstrap_epochs`` epochs, progress bars on stderr):
+    the quick model of the simulated log, or of a user's own events (``intentrank serve --events``)."""
+    svc = cfg.service
     progress(
         f"[serve] training a quick ranker on {len(events):,} impressions ({svc.bootstrap_epochs} epoch(s))"
     )
     train = cfg.ranker.train.model_copy(update={"epochs": svc.bootstrap_epochs, "progress": True})
-    trainer = Trainer(cfg.ranker.model_copy(update={"train": train})).fit(events, catalogue.items)
+    trainer = Trainer(cfg.ranker.model_copy(update={"train": train})).fit(events, items)
     return trainer.model_
 
 

@@ -177,6 +177,11 @@ class ServiceConfig(BaseModel):
     limits: ServiceLimits = Field(default_factory=ServiceLimits)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     trap: TrapConfig = Field(default_factory=TrapConfig)
+    demo: bool = Field(
+        False,
+        description="The demo page at / may post events: it is given an events-only token (made at start; "
+        "items and admin endpoints still need the real one). False: the page asks for the token.",
+    )
     torch_threads: int = Field(1, ge=1, description="Torch threads per scoring call.")
     seed: int = Field(0, ge=0, description="Seed of random retrieval and stochastic ordering.")
 

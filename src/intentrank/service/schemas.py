@@ -18,6 +18,8 @@ from intentrank.service.config import ServiceLimits
 
 #: Largest user id (the store's BIGINT; ids stay as they are).
 MAX_USER_ID = 2**62
+#: Largest slate or item id a request may name (ids are int64 in the store).
+MAX_ID = 2**63 - 1
 MAX_DWELL_S = 86_400.0
 
 
@@ -60,8 +62,8 @@ def request_models(limits: ServiceLimits) -> RequestModels:
     class EventIn(_Strict):
         """What happened to one item of a served slate."""
 
-        slate_id: int = Field(ge=0, description="slate_id of the /v1/feed response that showed the item.")
-        item_id: int = Field(ge=0, description="The item (it must be in that slate).")
+        slate_id: int = Field(ge=0, le=MAX_ID, description="slate_id of the /v1/feed reply that showed it.")
+        item_id: int = Field(ge=0, le=MAX_ID, description="The item (it must be in that slate).")
         click: bool = Field(description="The user clicked.")
         dwell_s: float = Field(0.0, ge=0.0, le=MAX_DWELL_S, description="Seconds read (0 without a click).")
         bounce: bool = Field(False, description="Clicked and left at once (needs click).")
@@ -109,7 +111,7 @@ def request_models(limits: ServiceLimits) -> RequestModels:
         """Catalogue update: new items and items to retire."""
 
         items: list[ItemIn] = Field(default_factory=list, max_length=limits.max_items_per_update)
-        retire: list[Annotated[int, Field(ge=0)]] = Field(
+        retire: list[Annotated[int, Field(ge=0, le=MAX_ID)]] = Field(
             default_factory=list, max_length=limits.max_items_per_update, description="Item ids to retire."
         )
 

@@ -132,6 +132,12 @@ class SlateLog:
         with self._lock:
             return item_id in self._acked.get(slate_id, ())
 
+    def first_acknowledged(self, pairs: list[tuple[int, int]]) -> tuple[int, int] | None:
+        """The first of ``pairs`` (slate, item) already acknowledged, or None (one lock for the batch)."""
+        with self._lock:
+            acked = self._acked
+            return next((p for p in pairs if p[1] in acked.get(p[0], ())), None)
+
     def mark_acknowledged(self, pairs: list[tuple[int, int]]) -> None:
         with self._lock:
             for slate_id, item_id in pairs:

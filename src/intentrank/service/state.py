@@ -12,8 +12,9 @@ user's recently shown and clicked items, retired and expired ones → the model'
 penalty; 1 for an unmitigated arm) → top-S (optional per-topic cap), or a Plackett–Luce sample with
 weights ``score^(1/T)`` (propensities logged).
 Events: checked against the remembered slate (item in it, not yet acknowledged), appended in one
-committed transaction, and only then acknowledged and applied to the click memory, popularity, the
-user history (read-your-writes) and the trap detector.
+committed transaction (batches arriving while a commit runs share the next one: group commit), and
+only then acknowledged and applied to the click memory, popularity, the user history (read-your-writes)
+and the trap detector.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from intentrank.mitigation.pipeline import MitigationPlan
 from intentrank.ranking.formula import RankingFormula
 from intentrank.ranking.models.multitask import MultiTaskRanker
 from intentrank.service.config import ServiceConfig
+from intentrank.service.group_commit import GroupCommitter, Pending
 from intentrank.service.metrics import ServiceMetrics
 from intentrank.service.retrieval import LiveItems
 from intentrank.service.sessions import RecentShown, Sessions, SlateLog, SlateRecord, UserClicks
@@ -133,6 +135,7 @@ class ServiceState:
         self.epoch = clock()
         self.store = store
         self._store_lock = threading.Lock()
+        self._committer = GroupCommitter(self._commit_group)
         store.write_items(items)
         note = json.dumps({"epoch_unix": self.epoch, "arms": self.arm_names})
         self.run: RunHandle = store.begin_run(
@@ -351,42 +354,35 @@ class ServiceState:
             raise ServiceError(409, f"duplicate event in the batch: slate {dup[0]}, item {dup[1]}")
         ts = np.array([r.ts for r in recs], np.float64)
         offset = self.run.slate_offset
-        frame = pd.DataFrame(
-            {
-                "ts": ts,
-                "day": (ts // DAY_S).astype(np.int32),
-                "user_id": np.array([r.user_id for r in recs], np.int64),
-                "session_id": np.array([r.session_local_id for r in recs], np.int64),
-                "slate_id": np.array([r.slate_id - offset for r in recs], np.int64),
-                "slate_index": np.array([r.slate_index for r in recs], np.int16),
-                "position": np.array(positions, np.int16),
-                "item_id": np.array([ev.item_id for ev in events], np.int64),
-                "policy": [r.arm for r in recs],
-                "propensity": np.array([r.propensity[p] for r, p in zip(recs, positions, strict=True)]),
-                "click": np.array([ev.click for ev in events], bool),
-                "dwell_s": np.array([ev.dwell_s for ev in events], np.float64),
-                "bounce": np.array([ev.bounce for ev in events], bool),
-                "conversion": np.array([ev.conversion for ev in events], bool),
-            }
-        )
+        # columns as arrays (no DataFrame: the store takes them to Arrow without pandas' conversion)
+        frame = {
+            "ts": ts,
+            "day": (ts // DAY_S).astype(np.int32),
+            "user_id": np.array([r.user_id for r in recs], np.int64),
+            "session_id": np.array([r.session_local_id for r in recs], np.int64),
+            "slate_id": np.array([r.slate_id - offset for r in recs], np.int64),
+            "slate_index": np.array([r.slate_index for r in recs], np.int16),
+            "position": np.array(positions, np.int16),
+            "item_id": np.array([ev.item_id for ev in events], np.int64),
+            "policy": np.array([r.arm for r in recs], object),
+            "propensity": np.array([r.propensity[p] for r, p in zip(recs, positions, strict=True)]),
+            "click": np.array([ev.click for ev in events], bool),
+            "dwell_s": np.array([ev.dwell_s for ev in events], np.float64),
+            "bounce": np.array([ev.bounce for ev in events], bool),
+            "conversion": np.array([ev.conversion for ev in events], bool),
+        }
         clicked = [(r.user_id, ev.item_id) for r, ev in zip(recs, events, strict=True) if ev.click]
-        with self._store_lock:
-            if self.closed:
-                raise ServiceError(503, "the service is shutting down")
-            for s, it in pairs:
-                if self.slates.acknowledged(s, it):
-                    raise ServiceError(409, f"duplicate event: slate {s}, item {it} was already acknowledged")
-            first, last = self.run.append(frame)  # returns after COMMIT: durable
-            self.slates.mark_acknowledged(pairs)
+        # durable before acknowledged; batches arriving during a commit share the next one (group commit)
+        first, last = self._committer.submit((frame, pairs))
         for user, item in clicked:
             self.clicks.add(user, item)
         snap = self.items.snapshot
-        self.history.update(frame.assign(topic=snap.topic_names[snap.topic_code[frame["item_id"].to_numpy()]]))
+        topics = snap.topic_names[snap.topic_code[frame["item_id"]]]
+        self.history.update(pd.DataFrame(frame).assign(topic=topics))
         if self.trap is not None:
             self.trap.observe(
-                np.array([r.model_version for r in recs]), frame["policy"].to_numpy(object),
-                frame["user_id"].to_numpy(), frame["click"].to_numpy(), frame["conversion"].to_numpy(),
-                frame["dwell_s"].to_numpy(), frame["bounce"].to_numpy(),
+                np.array([r.model_version for r in recs]), frame["policy"], frame["user_id"], frame["click"],
+                frame["conversion"], frame["dwell_s"], frame["bounce"],
             )  # fmt: skip
             if time.monotonic() - self._trap_at >= self.config.trap.evaluate_every_s:
                 self._trap_at = time.monotonic()
@@ -396,6 +392,36 @@ class ServiceState:
         self.metrics.events.inc(len(pairs))
         self.metrics.event_batches.inc()
         return len(pairs), first, last
+
+    def _commit_group(self, group: list[Pending]) -> None:
+        """Store the queued batches of ``group`` in one transaction (see :mod:`.group_commit`); a batch
+        with an event already acknowledged (or in an earlier batch of the group) gets its own 409."""
+        with self._store_lock:
+            if self.closed:
+                raise ServiceError(503, "the service is shutting down")
+            seen: set[tuple[int, int]] = set()
+            ok: list[Pending] = []
+            for p in group:
+                _, pairs = p.payload
+                dup = self.slates.first_acknowledged(pairs)
+                if dup is None and not seen.isdisjoint(pairs):
+                    dup = next(q for q in pairs if q in seen)
+                if dup is not None:
+                    p.error = ServiceError(
+                        409, f"duplicate event: slate {dup[0]}, item {dup[1]} was already acknowledged"
+                    )
+                    continue
+                seen.update(pairs)
+                ok.append(p)
+            if not ok:
+                return
+            frames = [p.payload[0] for p in ok]
+            table = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
+            first, _ = self.run.append(table)  # returns after COMMIT: durable
+            for p in ok:
+                self.slates.mark_acknowledged(p.payload[1])
+                n = len(p.payload[1])
+                p.result, first = (first, first + n - 1), first + n
 
     # -- catalogue --------------------------------------------------------------------------------------
     @property

@@ -352,6 +352,51 @@ class Simulator:
             self._coprimes_by_n[n] = _coprimes(n)
         return self._coprimes_by_n[n]
 
+    # -- one step: the slates of a batch's sessions ------------------------------------------
+    def _serve(
+        self,
+        arm: int,
+        user_ids: np.ndarray,
+        sessions: np.ndarray,
+        candidates: np.ndarray,
+        slate_index: int,
+        clock: np.ndarray,
+        day: int,
+        rng: np.random.Generator,
+        buffer: _EventBuffer | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(slates (nb, S) item ids best first, propensities (nb, S), slate ids (nb,)) of the sessions'
+        ``slate_index``-th slates: the arm's policy ranks ``candidates`` (nb, K); an exploring policy's
+        slates (candidates, item-position and cascade propensities) go to ``buffer`` for off-policy
+        evaluation. A subclass may serve them otherwise (the HTTP client asks a running service,
+        :mod:`intentrank.simulator.http_client`)."""
+        policy = self.policies[arm]
+        nb, K = candidates.shape
+        req = SlateRequest(user_ids, candidates, np.full(nb, slate_index, dtype=np.int16), clock, day)
+        scores = np.asarray(policy.scores(req, self.world.catalogue), dtype=np.float32)
+        if scores.shape != (nb, K):
+            raise IntentRankError(
+                f"policy {policy.name!r} returned scores of shape {scores.shape}, expected {(nb, K)}"
+            )
+        order, propensity = select_slates(
+            scores, self.world.config.slate_size, stochastic=policy.stochastic,
+            temperature=policy.temperature, rng=rng, name=policy.name, epsilon=policy.epsilon,
+        )  # fmt: skip
+        slate_ids = self._slate_counter + np.arange(nb, dtype=np.int64)
+        self._slate_counter += nb
+        if policy.logs_slates and buffer is not None:  # OPE log
+            probs = policy.probabilities(scores, order, self._prop_rng, getattr(policy, "n_samples", 64))
+            buffer.add_slates(
+                {
+                    "slate_id": slate_ids,
+                    "model_version": [policy.model_version or policy.name] * nb,
+                    "candidates": list(candidates),
+                    "marginal_propensity": list(np.clip(probs.marginal, 1e-12, 1.0)),
+                    "cascade_propensity": list(np.clip(probs.cascade, 1e-300, 1.0)),
+                }
+            )
+        return np.take_along_axis(candidates, order, axis=1), propensity, slate_ids
+
     # -- one batch of users through their sessions -------------------------------------------
     def _run_batch(
         self,
@@ -395,30 +440,9 @@ class Simulator:
             nb = len(rows)
             k = np.arange(j * K, (j + 1) * K, dtype=np.int64)
             cand = pool[(offset[rows, None] + stride[rows, None] * k[None, :]) % n_items]
-            req = SlateRequest(u, cand, np.full(nb, j, dtype=np.int16), clock[rows], day)
-            scores = np.asarray(policy.scores(req, cat), dtype=np.float32)
-            if scores.shape != (nb, K):
-                raise IntentRankError(
-                    f"policy {policy.name!r} returned scores of shape {scores.shape}, expected {(nb, K)}"
-                )
-            order, propensity = select_slates(
-                scores, S, stochastic=policy.stochastic, temperature=policy.temperature, rng=rng,
-                name=policy.name, epsilon=policy.epsilon,
-            )  # fmt: skip
-            slate = np.take_along_axis(cand, order, axis=1)  # (nb, S) item ids, best first
-            if policy.logs_slates:  # OPE log: candidates, item-position and cascade propensities
-                probs = policy.probabilities(
-                    scores, order, self._prop_rng, getattr(policy, "n_samples", 64)
-                )
-                buffer.add_slates(
-                    {
-                        "slate_id": self._slate_counter + np.arange(nb, dtype=np.int64),
-                        "model_version": [policy.model_version or policy.name] * nb,
-                        "candidates": list(cand),
-                        "marginal_propensity": list(np.clip(probs.marginal, 1e-12, 1.0)),
-                        "cascade_propensity": list(np.clip(probs.cascade, 1e-300, 1.0)),
-                    }
-                )
+            slate, propensity, slate_ids = self._serve(
+                arm, u, session[rows], cand, j, clock[rows], day, rng, buffer
+            )
 
             # --- outcomes -------------------------------------------------------------------
             interest = interest_flat[u[:, None] * T + topic_of[slate]]
@@ -465,8 +489,6 @@ class Simulator:
             d2 = dwell.reshape(nb, S)
             scroll = np.float64(bcfg.scroll_s_per_item)
             ts = clock[rows, None] + scroll * self._positions[None, :] + (np.cumsum(d2, axis=1) - d2)
-            slate_ids = self._slate_counter + np.arange(nb, dtype=np.int64)
-            self._slate_counter += nb
             buffer.add(
                 {
                     "ts": ts.reshape(-1),

@@ -1,0 +1,143 @@
+"""HTTP load on the feed: Debian's ``wrk`` against a real ``intentrank serve`` on loopback.
+
+``wrk`` (closed loop: ``--connections`` requests in flight over ``--threads`` threads; it has no fixed
+request rate, unlike wrk2, so the achieved rate is reported next to the 200/s the issue asks for) posts
+``/v1/feed`` bodies from a Lua script: each request a new user id and session, so every request is a
+first page ranked from ``candidates.total`` = 1,000 candidates into 20 items. The server is
+bench/service_server.py's (47,290 synthetic items; the default ranker architecture, or ``--tiny-model``).
+With ``--swap-every S`` a thread calls ``POST /v1/models/reload`` (the served checkpoint loaded again and
+published as a new version) every S seconds during the run: requests across swaps must not fail.
+Prints JSON: achieved requests/s, latency p50/p90/p99 (wrk's --latency distribution), socket errors,
+non-2xx responses, swaps done, the machine load.
+
+Usage: ``PYTHONPATH=src .venv/bin/python bench/service_load.py [--seconds 60] [--connections 8]
+[--threads 2] [--swap-every 5] [--tiny-model]``. Issue 13's target: 200 req/s for 60 s, p99 ≤ 30 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from service_server import TOKEN, start, stop
+
+LUA = r"""
+local counter = 0
+local tid = 0
+setup = function(thread) thread:set("tid", tid); tid = tid + 1 end
+init = function(args) counter = 0 end
+request = function()
+  counter = counter + 1
+  local user = (tid * 1000003 + counter) %% 1000000
+  local body = string.format('{"user_id": %d, "session_id": "w%d-%d"}', user, tid, counter)
+  return wrk.format("POST", "/v1/feed", {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+SOCKET_ERRORS = ("connect", "read", "write", "timeout")
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip())
+    if not m:
+        raise ValueError(f"cannot read wrk's duration {text!r}")
+    return float(m.group(1)) * UNITS[m.group(2)]
+
+
+def parse_wrk(out: str) -> dict[str, object]:
+    """Figures of ``wrk --latency`` output."""
+    lat = {f"p{q}_ms": _ms(v) for q, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M)}
+    total = re.search(r"(\d+) requests in ([\d.]+\w+)", out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "requests": int(total.group(1)) if total else None,
+        "requests_per_s": float(rps.group(1)) if rps else None,
+        **lat,
+        "socket_errors": dict(zip(SOCKET_ERRORS, map(int, sock.groups()) if sock else [0] * 4, strict=True)),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--swap-every", type=float, default=0.0, help="Seconds between model reloads (0: none).")
+    ap.add_argument("--tiny-model", action="store_true")
+    ap.add_argument("--items", type=int, default=47_290)
+    args = ap.parse_args()
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpd = Path(tmp)
+        (tmpd / "feed.lua").write_text(LUA.replace("%%", "%"))
+        url, proc = start(tmpd, {}, items=args.items, tiny=args.tiny_model)
+        swaps: list[int] = []
+        swap_errors: list[str] = []
+        stop_swaps = threading.Event()
+        try:
+            with httpx.Client(base_url=url, timeout=60) as c:  # warm-up: item features encoded once
+                for k in range(5):
+                    c.post("/v1/feed", json={"user_id": k, "session_id": "warm"})
+
+            def swapper() -> None:
+                headers = {"Authorization": f"Bearer {TOKEN}"}
+                with httpx.Client(base_url=url, timeout=60, headers=headers) as c:
+                    while not stop_swaps.wait(args.swap_every):
+                        r = c.post("/v1/models/reload")
+                        if r.status_code == 200:
+                            swaps.append(r.json()["version"])
+                        else:
+                            swap_errors.append(f"{r.status_code}: {r.text[:200]}")
+
+            swap_thread = threading.Thread(target=swapper, daemon=True)
+            if args.swap_every > 0:
+                swap_thread.start()
+            cmd = [wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s", "--latency",
+                   "--timeout", "10s", "-s", str(tmpd / "feed.lua"), url]  # fmt: skip
+            t0 = time.time()
+            run = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            stop_swaps.set()
+            if args.swap_every > 0:
+                swap_thread.join(60)
+            load = os.getloadavg()
+            with httpx.Client(base_url=url, timeout=60) as c:
+                version = c.get("/v1/models").json()["version"]
+        finally:
+            stop(proc)
+    if run.returncode != 0:
+        raise SystemExit(f"wrk failed: {run.stderr[-1000:]}")
+    out = {
+        "tool": "wrk " + " ".join(cmd[1:5]) + " -s feed.lua (POST /v1/feed, a new user and session each)",
+        "model": "tiny" if args.tiny_model else "default",
+        "candidates": 1000,
+        "started_unix": round(t0),
+        **parse_wrk(run.stdout),
+        "swap_every_s": args.swap_every,
+        "swaps": len(swaps),
+        "swap_errors": swap_errors[:3],
+        "model_version_at_end": version,
+        "load_average": load,
+        "cpus": os.cpu_count(),
+        "wrk_output": run.stdout,
+    }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
