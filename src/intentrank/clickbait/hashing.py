@@ -104,8 +104,8 @@ def _tfidf_block(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     keys, counts = np.unique(rows * n_cols + cols, return_counts=True)
     r, c = keys // n_cols, keys % n_cols
-    df = np.bincount(c, minlength=n_cols)
-    if idf is None:
+    if idf is None:  # document frequencies only when learning the IDF (a 2**bits array per call otherwise)
+        df = np.bincount(c, minlength=n_cols)
         idf = (np.log((1.0 + n_rows) / (1.0 + df)) + 1.0).astype(np.float32)
     v = (1.0 + np.log(counts)) * idf[c]
     norm = np.sqrt(np.bincount(r, weights=v * v, minlength=n_rows))

@@ -31,8 +31,12 @@ from intentrank.clickbait.files import check_array, load_npz, read_json_model
 from intentrank.clickbait.text import normalise_titles
 from intentrank.errors import DataError, IntentRankError
 
-#: The model shipped inside the package (trained by ``intentrank clickbait train``).
+#: The ensemble model shipped inside the package (trained by ``intentrank clickbait train``).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
+#: The student distilled from it (``scripts/clickbait/student.py``): lexical + token bag, batch-independent.
+STUDENT_MODEL_DIR = Path(__file__).resolve().parent / "model_student"
+#: Shipped models by their ``clickbait.model`` name.
+SHIPPED_MODEL_DIRS = {"ensemble": DEFAULT_MODEL_DIR, "student": STUDENT_MODEL_DIR}
 CACHE_FILE = "score_cache.npz"
 FORMAT_VERSION = 1
 
@@ -271,7 +275,14 @@ def title_keys(normalised: Sequence[str]) -> np.ndarray:
     )
 
 
+def default_model_dir(config: ClickbaitConfig | None = None) -> Path:
+    """Directory of the model ``load_default_scorer`` loads: ``config.model_dir`` if set, else the shipped
+    model named by ``config.model`` (``ensemble`` or ``student``)."""
+    cfg = config or ClickbaitConfig()
+    return Path(cfg.model_dir) if cfg.model_dir is not None else SHIPPED_MODEL_DIRS[cfg.model]
+
+
 def load_default_scorer(config: ClickbaitConfig | None = None) -> ClickbaitScorer:
-    """The trained model shipped inside the package (or ``config.model_dir`` if set). No training."""
-    directory = config.model_dir if config is not None and config.model_dir is not None else DEFAULT_MODEL_DIR
-    return ClickbaitScorer.load(directory, config)
+    """The trained model shipped inside the package, chosen by ``config.model`` (or ``config.model_dir``
+    if set). No training, no download."""
+    return ClickbaitScorer.load(default_model_dir(config), config)

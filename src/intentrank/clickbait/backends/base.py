@@ -16,6 +16,7 @@ _REGISTRY = {
     "semantic": "intentrank.clickbait.backends.semantic:SemanticBackend",
     "finetuned": "intentrank.clickbait.backends.finetuned:FinetunedBackend",
     "ensemble": "intentrank.clickbait.backends.ensemble:EnsembleBackend",
+    "tokenbag": "intentrank.clickbait.backends.tokenbag:TokenBagBackend",
 }
 
 
@@ -43,7 +44,7 @@ class Backend(ABC):
 
 
 def backend_class(name: str) -> type[Backend]:
-    """The backend class registered under ``name`` (lexical, semantic, ensemble)."""
+    """The backend class registered under ``name`` (lexical, semantic, finetuned, ensemble, tokenbag)."""
     if name not in _REGISTRY:
         raise IntentRankError(f"unknown clickbait backend {name!r}; choose one of {', '.join(_REGISTRY)}")
     module, cls = _REGISTRY[name].split(":")
