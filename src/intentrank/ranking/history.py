@@ -252,10 +252,11 @@ class UserHistory:
         self._users = pd.DataFrame(
             {c: pd.Series(dtype=np.float64) for c in self._USER_COLS}, index=pd.Index([], dtype=np.int64)
         )
-        self._topics = pd.DataFrame(
-            {c: pd.Series(dtype=np.float64) for c in ("impressions", "clicks", "reads")},
-            index=pd.MultiIndex.from_arrays([np.array([], np.int64), np.array([], object)]),
-        )
+        #: per (user, topic) impressions, clicks, reads: a dense (user row, topic, 3) array grown as users and
+        #: topics appear (one ``np.add.at`` per update, no index alignment: the loop updates every window)
+        self._topic_users = pd.Index([], dtype=np.int64)
+        self._topic_names = pd.Index([], dtype=object)
+        self._topics = np.zeros((0, 0, 3))
         #: per-item sums (:data:`ITEM_SUMS`), a dense array grown to the largest item id seen
         self._items = np.zeros((0, len(ITEM_SUMS)))
         self.watermark = -1
@@ -294,10 +295,19 @@ class UserHistory:
         merged["last_click_ts"] = merged["last_click_ts"].fillna(-np.inf)
         self._users = merged[list(self._USER_COLS)]
         topic = events["topic"].astype(str).to_numpy(object)
-        t = pd.DataFrame({"u": user, "topic": topic, "impressions": 1.0,
-                          "clicks": click.astype(np.float64), "reads": read.astype(np.float64)})  # fmt: skip
-        tagg = t.groupby(["u", "topic"]).sum()
-        self._topics = self._topics.add(tagg, fill_value=0.0) if len(self._topics) else tagg
+        new_users = pd.Index(pd.unique(user)).difference(self._topic_users)
+        new_topics = pd.Index(pd.unique(topic)).difference(self._topic_names)
+        if len(new_users) or len(new_topics):
+            self._topic_users = self._topic_users.append(new_users)
+            self._topic_names = self._topic_names.append(new_topics)
+            grown = np.zeros((len(self._topic_users), len(self._topic_names), 3))
+            grown[: self._topics.shape[0], : self._topics.shape[1]] = self._topics
+            self._topics = grown
+        np.add.at(
+            self._topics,
+            (self._topic_users.get_indexer(user), self._topic_names.get_indexer(topic)),
+            np.c_[np.ones(len(user)), click, read],
+        )
         item = events["item_id"].to_numpy(np.int64)
         if item.min() < 0:
             raise DataError("user history: item_id must be ≥ 0")
@@ -341,12 +351,12 @@ class UserHistory:
         """(N, 3) impressions, clicks, reads of each (user, topic) pair (0 if none)."""
         user_ids = np.asarray(user_ids, np.int64)
         topics = np.asarray(topics).astype(str).astype(object)
-        if not len(self._topics):
-            return np.zeros((len(user_ids), 3))
-        ti = self._topics.index.get_indexer(pd.MultiIndex.from_arrays([user_ids, topics]))
-        tv = self._topics[["impressions", "clicks", "reads"]].to_numpy(np.float64)[np.maximum(ti, 0)]
-        tv[ti < 0] = 0.0
-        return tv
+        ui = self._topic_users.get_indexer(user_ids)
+        ti = self._topic_names.get_indexer(topics) if len(self._topic_names) else np.full(len(topics), -1)
+        seen = (ui >= 0) & (ti >= 0)
+        out = np.zeros((len(user_ids), 3))
+        out[seen] = self._topics[ui[seen], ti[seen]]
+        return out
 
     def item_sums(self, item_ids: np.ndarray) -> np.ndarray:
         """(N, 5) each item's :data:`ITEM_SUMS` (0 for an item never seen)."""
