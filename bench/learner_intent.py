@@ -172,7 +172,8 @@ def main() -> None:
     sim_cfg = cfg.simulator.model_copy(update={"users": a.users, "days": a.log_days, "living": living})
     t_all = time.perf_counter()
     pool = build_catalogue(config=sim_cfg.catalogue, seed=a.seed)
-    cat = living_catalogue(pool, living, days=a.log_days + a.ab_days, seed=a.seed)
+    # scheduled for at least one day past the log, so that --ab-days 0 logs the same world as --ab-days 1
+    cat = living_catalogue(pool, living, days=a.log_days + max(a.ab_days, 1), seed=a.seed)
     world = World.create(cat, sim_cfg, seed=a.seed)
     split_ts = (a.log_days - 1) * DAY_S
     report: dict[str, Any] = {"args": {k: str(v) for k, v in vars(a).items()}}
