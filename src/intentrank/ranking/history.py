@@ -350,9 +350,12 @@ class UserHistory:
     def topic_sums(self, user_ids: np.ndarray, topics: np.ndarray) -> np.ndarray:
         """(N, 3) impressions, clicks, reads of each (user, topic) pair (0 if none)."""
         user_ids = np.asarray(user_ids, np.int64)
-        topics = np.asarray(topics).astype(str).astype(object)
+        # a few distinct topics: look each up once
+        codes, uniq = pd.factorize(np.asarray(topics, dtype=object), use_na_sentinel=False)
+        names = np.asarray(uniq).astype(str).astype(object)
         ui = self._topic_users.get_indexer(user_ids)
-        ti = self._topic_names.get_indexer(topics) if len(self._topic_names) else np.full(len(topics), -1)
+        known = len(self._topic_names) > 0
+        ti = self._topic_names.get_indexer(names)[codes] if known else np.full(len(codes), -1)
         seen = (ui >= 0) & (ti >= 0)
         out = np.zeros((len(user_ids), 3))
         out[seen] = self._topics[ui[seen], ti[seen]]
