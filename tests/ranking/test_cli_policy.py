@@ -106,8 +106,9 @@ def test_ranker_policy_scores_and_post_processors(
     frame = pd.DataFrame({"user_id": np.repeat(req.user_ids, 50), "item_id": req.candidates.reshape(-1),
                           "slate_index": 0, "position": 0, "ts": np.repeat(req.ts, 50)})  # fmt: skip
     frame = derive_event_columns(frame.merge(items, on="item_id", how="left"))
-    frame = pd.concat([frame, history.features(frame["user_id"], frame["topic"], frame["ts"])], axis=1)
-    assert frame["user_clicks"].gt(0).any()  # the history is not empty
+    past = history.features(frame["user_id"], frame["topic"], frame["ts"], frame["item_id"])
+    frame = pd.concat([frame, past], axis=1)
+    assert frame["user_clicks"].gt(0).any() and frame["item_impressions"].gt(0).any()  # not empty
     enc = FeatureEncoder(tr.model_.config.features)
     frame_cat, frame_dense = enc.encode_numpy(frame)
     rows = CandidateFeatures(tr.model_.config.features, items, history=history)

@@ -33,7 +33,7 @@ def _replay(frame: pd.DataFrame, history: UserHistory) -> np.ndarray:
     for w in np.unique(window):
         m = window == w
         sub = frame[m]
-        out[m] = history.features(sub["user_id"], sub["topic"], sub["ts"]).to_numpy()
+        out[m] = history.features(sub["user_id"], sub["topic"], sub["ts"], sub["item_id"]).to_numpy()
         history.update(sub)
     return out
 
@@ -147,5 +147,35 @@ def test_history_sink_feeds_a_day_at_a_time(log: pd.DataFrame) -> None:
     sink(pa.Table.from_pandas(second, preserve_index=False))
     sink.commit()
     expected = UserHistory().update(log[log["day"] <= 1])
-    users, topics, ts = log["user_id"], log["topic"], np.full(len(log), 3e5)
-    pd.testing.assert_frame_equal(history.features(users, topics, ts), expected.features(users, topics, ts))
+    users, topics, ts, item = log["user_id"], log["topic"], np.full(len(log), 3e5), log["item_id"]
+    pd.testing.assert_frame_equal(
+        history.features(users, topics, ts, item), expected.features(users, topics, ts, item)
+    )
+
+
+def test_item_and_topic_rates_are_point_in_time(log: pd.DataFrame) -> None:
+    """The item's track record at an impression at time t counts the item's events (all users) before t:
+    nothing at or after t (its own outcome included) changes it."""
+    f = history_features_for_events(log)
+    start = log.groupby("session_id")["ts"].transform("min").to_numpy()
+    t = float(np.quantile(start, 0.6))
+    at_or_after = start >= t
+    flipped = log.assign(
+        click=np.where(at_or_after, ~log["click"], log["click"]),
+        bounce=np.where(at_or_after, False, log["bounce"]),
+        dwell_s=np.where(at_or_after, 500.0, log["dwell_s"]),
+    )
+    g = history_features_for_events(flipped)
+    pd.testing.assert_frame_equal(f[~at_or_after], g[~at_or_after])
+    assert not f[at_or_after].equals(g[at_or_after])  # the flip shows later on
+    # by hand: impressions and clicks of the row's item in sessions that started before the row's session
+    rng = np.random.default_rng(1)
+    item, click = log["item_id"].to_numpy(), log["click"].to_numpy()
+    for r in rng.choice(len(log), 25, replace=False):
+        before = (item == item[r]) & (start < start[r])
+        assert f.at[r, "item_impressions"] == before.sum()
+        assert f.at[r, "item_ctr"] == pytest.approx((click[before].sum() + 1) / (before.sum() + 20))
+        mine = (log["user_id"].to_numpy() == log["user_id"].iloc[r]) & (log["topic"] == log["topic"].iloc[r])
+        assert f.at[r, "user_topic_impressions"] == (mine & (start < start[r])).sum()
+    assert f["item_impressions"].max() > 20 and f["user_topic_ctr"].between(0, 1).all()
+    assert f["item_read_rate"].between(0, 1).all() and f["item_bounce_rate"].between(0, 1).all()

@@ -118,10 +118,10 @@ def test_user_history_and_titles_in_the_loop(world_and_log, tmp_path) -> None:
     # the served history equals one built from the whole log at once; the learner's too
     full = UserHistory().update(events)
     users, topics = events["user_id"].to_numpy(), events["topic"].to_numpy()
-    ts = np.full(len(users), 1e6)
-    expected = full.features(users, topics, ts)
-    pd.testing.assert_frame_equal(policy.history.features(users, topics, ts), expected)
-    pd.testing.assert_frame_equal(learner.history.features(users, topics, ts), expected)
+    ts, items = np.full(len(users), 1e6), events["item_id"].to_numpy()
+    expected = full.features(users, topics, ts, items)
+    pd.testing.assert_frame_equal(policy.history.features(users, topics, ts, items), expected)
+    pd.testing.assert_frame_equal(learner.history.features(users, topics, ts, items), expected)
     assert res.seconds["history"] >= 0 and len(res.updates["intent"]) >= 3
 
 

@@ -45,7 +45,7 @@ class CandidateFeatures:
         >>> cf = CandidateFeatures(RankerConfig().features, items, history=UserHistory())
         >>> cat, dense = cf.encode(np.array([3]), np.array([[1, 0]]), np.array([0]), np.array([3600.0]))
         >>> cat.shape, dense.shape, cf.encode_text(np.array([[1, 0]])).shape
-        ((2, 7), (2, 9), (2, 64))
+        ((2, 7), (2, 16), (2, 64))
     """
 
     def __init__(
@@ -147,7 +147,7 @@ class CandidateFeatures:
             if self._history_cols:
                 assert self.history is not None and self._topic is not None
                 users = np.repeat(np.asarray(user_ids, np.int64), K)
-                hist = self.history.features(users, self._topic[item], cols["ts"])
+                hist = self.history.features(users, self._topic[item], cols["ts"], item)
                 for c in self._history_cols:
                     cols[c] = hist[c].to_numpy()
             frame = derive_event_columns(pd.DataFrame(cols))

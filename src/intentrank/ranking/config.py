@@ -18,7 +18,8 @@ DERIVED_COLUMNS: Final[dict[str, tuple[str, str]]] = {
     "item_age_h": ("DOUBLE", "hours between the item's publish_ts and the event's ts, >= 0"),
 }
 
-#: User-history columns (``ranking.history``): the user's past before the request, point in time.
+#: History columns (``ranking.history``): the user's and the candidate item's past before the request, point
+#: in time (user, user × topic, item counts and rates; the item's come from all users' events).
 #: Training computes them from the logged frame (history strictly before each impression's session),
 #: serving from an incrementally updated ``UserHistory``; both give the same values.
 HISTORY_COLUMNS: Final[dict[str, tuple[str, str]]] = {
@@ -29,6 +30,20 @@ HISTORY_COLUMNS: Final[dict[str, tuple[str, str]]] = {
     "user_ctr": ("DOUBLE", "smoothed past click rate (clicks + 1) / (impressions + 10)"),
     "hours_since_last_click": ("DOUBLE", "hours since the user's last click, capped at 720 (none: 720)"),
     "user_active_days": ("DOUBLE", "distinct days with at least one impression (activity, not trust)"),
+    "user_topic_impressions": ("DOUBLE", "the user's past impressions of items of the candidate's topic"),
+    "user_topic_ctr": (
+        "DOUBLE",
+        "the user's click rate on the topic, shrunk toward their own: (topic clicks + 5·user_ctr) / "
+        "(topic impressions + 5)",
+    ),
+    "item_impressions": ("DOUBLE", "the candidate item's past impressions (all users)"),
+    "item_ctr": ("DOUBLE", "the item's smoothed past click rate (clicks + 1) / (impressions + 20)"),
+    "item_read_rate": ("DOUBLE", "the item's successful reads per click: (reads + 1) / (clicks + 2)"),
+    "item_bounce_rate": ("DOUBLE", "the item's bounces per click, smoothed (bounces + 0.5) / (clicks + 2)"),
+    "item_mean_log_dwell": (
+        "DOUBLE",
+        "mean log1p dwell seconds of the item's past clicks, shrunk to 3: (Σ log1p dwell + 6) / (clicks + 2)",
+    ),
 }
 
 
@@ -116,6 +131,13 @@ def _default_dense() -> list[DenseFeature]:
         DenseFeature(name="user_ctr", scale=5.0),
         DenseFeature(name="hours_since_last_click", transform="log1p", scale=0.2),
         DenseFeature(name="user_active_days", transform="log1p", scale=0.5),
+        DenseFeature(name="user_topic_impressions", transform="log1p", scale=0.3),
+        DenseFeature(name="user_topic_ctr", scale=5.0),
+        DenseFeature(name="item_impressions", transform="log1p", scale=0.2),
+        DenseFeature(name="item_ctr", scale=5.0),
+        DenseFeature(name="item_read_rate"),
+        DenseFeature(name="item_bounce_rate"),
+        DenseFeature(name="item_mean_log_dwell", scale=0.3),
     ]
 
 
@@ -231,6 +253,13 @@ class LabelConfig(_Section):
     long_click_weight: float = Field(0.0, ge=0.0, description="Extra row weight of a long click.")
     conversion_weight: float = Field(0.0, ge=0.0, description="Extra row weight of a conversion.")
     bounce_weight: float = Field(1.0, ge=0.0, description="Row weight multiplier of a bounced click.")
+    dwell_loss: Literal["log_mse", "poisson"] = Field(
+        "log_mse",
+        description="Time head given a click: 'log_mse' = squared error of log1p seconds (predicts the mean"
+        " of log time, a geometric mean: a bounce mixture counts low); 'poisson' = Poisson deviance of"
+        " seconds + 1 with a log link (predicts log1p of the arithmetic mean E[t | click], what the"
+        " formula's t means).",
+    )
     task_weights: TaskWeights = Field(default_factory=TaskWeights)
 
 

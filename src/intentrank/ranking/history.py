@@ -1,8 +1,12 @@
 """User-history features, point in time: what the user did before the request.
 
-Per user: clicks and successful reads (click, not bounced, dwell ≥ the long-click threshold) per topic,
-impressions, clicks, the time of the last click (recency) and the number of distinct active days
-(activity, whatever the user clicks). The columns are :data:`intentrank.ranking.config.HISTORY_COLUMNS`.
+Per user: impressions, clicks and successful reads (click, not bounced, dwell ≥ the long-click threshold)
+per topic (and the topic's click rate shrunk toward the user's), impressions, clicks, the time of the last
+click (recency) and the number of distinct active days (activity, whatever the user clicks). Per item
+(from every user's events): impressions, the smoothed click rate, successful reads and bounces per click
+and the mean log dwell of its clicks — the item's track record, which says what its title does not (a
+popular item earns hundreds of impressions in its life). The columns are
+:data:`intentrank.ranking.config.HISTORY_COLUMNS`.
 
 Two ways to get them, giving the same values:
 
@@ -14,7 +18,10 @@ Two ways to get them, giving the same values:
   window) and :meth:`UserHistory.features` answers for (user, candidate) pairs.
 
 An event counts from the start of its session: all of a session's events enter the history together
-(as they do in the loop, which feeds a window's sessions after the window).
+(as they do in the loop, which feeds a window's sessions after the window). So a row never sees its own
+outcome nor any event of a session that started at or after its own; it may see the later events of
+*other users'* sessions that started before its own and were still running (the item counts, a few
+minutes of them) — exactly what the simulated server sees, which feeds whole sessions after each window.
 """
 
 from __future__ import annotations
@@ -32,8 +39,16 @@ from intentrank.ranking.features import SECONDS_PER_DAY
 MAX_HOURS_SINCE_CLICK = 720.0
 #: ``user_ctr = (clicks + CTR_PRIOR_CLICKS) / (impressions + CTR_PRIOR_IMPRESSIONS)``.
 CTR_PRIOR_CLICKS, CTR_PRIOR_IMPRESSIONS = 1.0, 10.0
+#: ``user_topic_ctr = (topic clicks + k·user_ctr) / (topic impressions + k)``, k = this.
+TOPIC_SHRINK = 5.0
+#: ``item_ctr = (clicks + 1) / (impressions + 20)``.
+ITEM_CTR_PRIOR_CLICKS, ITEM_CTR_PRIOR_IMPRESSIONS = 1.0, 20.0
+#: ``item_mean_log_dwell = (Σ log1p dwell + k·prior) / (clicks + k)``: (prior, k).
+DWELL_PRIOR, DWELL_SHRINK = 3.0, 2.0
 #: Columns an event frame needs to feed a history.
-EVENT_COLUMNS = ("user_id", "ts", "topic", "click", "bounce", "dwell_s")
+EVENT_COLUMNS = ("user_id", "item_id", "ts", "topic", "click", "bounce", "dwell_s")
+#: Per-item sums a history keeps (impressions, clicks, reads, bounces, Σ log1p dwell of clicks).
+ITEM_SUMS = ("impressions", "clicks", "reads", "bounces", "log_dwell")
 
 
 def history_columns_needed(spec: FeatureSpecConfig) -> list[str]:
@@ -55,6 +70,13 @@ def _outcomes(frame: pd.DataFrame, long_click_threshold_s: float) -> tuple[np.nd
         & (frame["dwell_s"].to_numpy(np.float64) >= long_click_threshold_s)
     )
     return click, read
+
+
+def _item_values(frame: pd.DataFrame, click: np.ndarray, read: np.ndarray) -> np.ndarray:
+    """(n, 5) per-event contributions to :data:`ITEM_SUMS`."""
+    bounce = click & frame["bounce"].to_numpy(bool)
+    dwell = np.where(click, np.log1p(np.clip(frame["dwell_s"].to_numpy(np.float64), 0.0, None)), 0.0)
+    return np.c_[np.ones(len(frame)), click, read, bounce, dwell].astype(np.float64)
 
 
 def _session_start(frame: pd.DataFrame) -> np.ndarray:
@@ -100,18 +122,29 @@ def _pair_codes(
 
 
 def _assemble(
-    topic_clicks: np.ndarray, topic_reads: np.ndarray, clicks: np.ndarray, impressions: np.ndarray,
-    last_click_ts: np.ndarray, ts: np.ndarray, active_days: np.ndarray,
+    topic: np.ndarray, clicks: np.ndarray, impressions: np.ndarray,
+    last_click_ts: np.ndarray, ts: np.ndarray, active_days: np.ndarray, item: np.ndarray,
 ) -> pd.DataFrame:  # fmt: skip
+    """The columns from the sums: ``topic`` (n, 3) impressions, clicks, reads of the (user, topic);
+    ``item`` (n, 5) the item's :data:`ITEM_SUMS`."""
     hours = np.where(np.isfinite(last_click_ts), (ts - last_click_ts) / 3600.0, MAX_HOURS_SINCE_CLICK)
+    user_ctr = (clicks + CTR_PRIOR_CLICKS) / (impressions + CTR_PRIOR_IMPRESSIONS)
+    i_imp, i_clk, i_read, i_bounce, i_dwell = item.T
     cols = {
-        "user_topic_clicks": topic_clicks,
-        "user_topic_reads": topic_reads,
+        "user_topic_clicks": topic[:, 1],
+        "user_topic_reads": topic[:, 2],
         "user_clicks": clicks,
         "user_impressions": impressions,
-        "user_ctr": (clicks + CTR_PRIOR_CLICKS) / (impressions + CTR_PRIOR_IMPRESSIONS),
+        "user_ctr": user_ctr,
         "hours_since_last_click": np.clip(hours, 0.0, MAX_HOURS_SINCE_CLICK),
         "user_active_days": active_days,
+        "user_topic_impressions": topic[:, 0],
+        "user_topic_ctr": (topic[:, 1] + TOPIC_SHRINK * user_ctr) / (topic[:, 0] + TOPIC_SHRINK),
+        "item_impressions": i_imp,
+        "item_ctr": (i_clk + ITEM_CTR_PRIOR_CLICKS) / (i_imp + ITEM_CTR_PRIOR_IMPRESSIONS),
+        "item_read_rate": (i_read + 1.0) / (i_clk + 2.0),
+        "item_bounce_rate": (i_bounce + 0.5) / (i_clk + 2.0),
+        "item_mean_log_dwell": (i_dwell + DWELL_SHRINK * DWELL_PRIOR) / (i_clk + DWELL_SHRINK),
     }
     assert list(cols) == list(HISTORY_COLUMNS)
     return pd.DataFrame({c: np.asarray(v, np.float64) for c, v in cols.items()})
@@ -127,8 +160,8 @@ def history_features_for_events(
     """Point-in-time history columns (:data:`HISTORY_COLUMNS`) of every impression of a logged frame.
 
     Args:
-        frame: impressions joined with items (``user_id``, ``ts``, ``topic``, ``click``, ``bounce``,
-            ``dwell_s``; ``session_id`` when present: a session's events count from its start).
+        frame: impressions joined with items (``user_id``, ``item_id``, ``ts``, ``topic``, ``click``,
+            ``bounce``, ``dwell_s``; ``session_id`` when present: a session's events count from its start).
         long_click_threshold_s: dwell of a successful read (the label config's long-click threshold).
         window_s: None: each row sees the events of sessions started strictly before its own session; a
             number: those started before the serving window (``[k·window_s, (k+1)·window_s)``) its
@@ -149,10 +182,12 @@ def history_features_for_events(
     # per user: impressions, clicks (sums) and the last click time (max)
     user_sums = _asof(user, when, np.c_[np.ones(n), click], user, when, "sum")
     last = _asof(user, when, np.where(click, ts, -np.inf)[:, None], user, when, "max")[:, 0]
-    # per (user, topic): clicks and reads, queried at the row's own (user, item topic)
-    ci = np.flatnonzero(click)
-    ke, kq = _pair_codes(user[ci], topic[ci], user, topic)
-    topic_sums = _asof(ke, when[ci], np.c_[np.ones(len(ci)), read[ci]], kq, when, "sum")
+    # per (user, topic): impressions, clicks and reads, queried at the row's own (user, item topic)
+    ke, _ = _pair_codes(user, topic, user[:0], topic[:0])
+    topic_sums = _asof(ke, when, np.c_[np.ones(n), click, read], ke, when, "sum")
+    # per item, over all users: impressions, clicks, reads, bounces, Σ log dwell
+    item = frame["item_id"].to_numpy(np.int64)
+    item_sums = _asof(item, when, _item_values(frame, click, read), item, when, "sum")
     # active days: the first event of each (user, day) in history order adds one
     day = np.floor(ts / SECONDS_PER_DAY).astype(np.int64)
     fresh = day > base.last_day(user) if base is not None else np.ones(n, bool)
@@ -161,16 +196,16 @@ def history_features_for_events(
     firsts = firsts[fresh[firsts]]
     days = _asof(user[firsts], when[firsts], np.ones((len(firsts), 1)), user, when, "sum")[:, 0]
     if base is not None:
-        b = base.features(user, topic, ts)
+        b = base.features(user, topic, ts, item)
         return _assemble(
-            b["user_topic_clicks"].to_numpy() + topic_sums[:, 0],
-            b["user_topic_reads"].to_numpy() + topic_sums[:, 1],
+            base.topic_sums(user, topic) + topic_sums,
             b["user_clicks"].to_numpy() + user_sums[:, 1],
             b["user_impressions"].to_numpy() + user_sums[:, 0],
             np.maximum(base.last_click_ts(user), last), ts,
             b["user_active_days"].to_numpy() + days,
+            base.item_sums(item) + item_sums,
         )  # fmt: skip
-    return _assemble(topic_sums[:, 0], topic_sums[:, 1], user_sums[:, 1], user_sums[:, 0], last, ts, days)
+    return _assemble(topic_sums, user_sums[:, 1], user_sums[:, 0], last, ts, days, item_sums)
 
 
 def add_history_columns(
@@ -189,7 +224,7 @@ def add_history_columns(
 
 
 class UserHistory:
-    """Per-user history state, updated incrementally from event frames (serving side).
+    """Per-user (and per-item) history state, updated incrementally from event frames (serving side).
 
     Events must arrive in time order across updates (one window after another); within an update any
     order. ``watermark`` is the largest ``event_id`` consumed (for :meth:`catch_up`).
@@ -200,11 +235,14 @@ class UserHistory:
     Example:
         >>> import pandas as pd
         >>> h = UserHistory()
-        >>> _ = h.update(pd.DataFrame({"user_id": [1, 1], "ts": [0.0, 10.0], "topic": ["tech", "sport"],
-        ...     "click": [True, False], "bounce": [False, False], "dwell_s": [60.0, 0.0]}))
-        >>> f = h.features(np.array([1, 2]), np.array(["tech", "tech"]), np.array([3600.0, 3600.0]))
-        >>> f[["user_topic_reads", "user_impressions", "hours_since_last_click"]].to_numpy().tolist()
-        [[1.0, 2.0, 1.0], [0.0, 0.0, 720.0]]
+        >>> _ = h.update(pd.DataFrame({"user_id": [1, 1], "item_id": [7, 8], "ts": [0.0, 10.0],
+        ...     "topic": ["tech", "sport"], "click": [True, False], "bounce": [False, False],
+        ...     "dwell_s": [60.0, 0.0]}))
+        >>> f = h.features(np.array([1, 2]), np.array(["tech", "tech"]), np.array([3600.0, 3600.0]),
+        ...     np.array([7, 7]))
+        >>> cols = ["user_topic_reads", "user_impressions", "hours_since_last_click", "item_impressions"]
+        >>> f[cols].to_numpy().tolist()
+        [[1.0, 2.0, 1.0, 1.0], [0.0, 0.0, 720.0, 1.0]]
     """
 
     _USER_COLS = ("impressions", "clicks", "last_click_ts", "active_days", "last_day")
@@ -214,10 +252,13 @@ class UserHistory:
         self._users = pd.DataFrame(
             {c: pd.Series(dtype=np.float64) for c in self._USER_COLS}, index=pd.Index([], dtype=np.int64)
         )
-        self._topics = pd.DataFrame(
-            {"clicks": pd.Series(dtype=np.float64), "reads": pd.Series(dtype=np.float64)},
-            index=pd.MultiIndex.from_arrays([np.array([], np.int64), np.array([], object)]),
-        )
+        #: per (user, topic) impressions, clicks, reads: a dense (user row, topic, 3) array grown as users and
+        #: topics appear (one ``np.add.at`` per update, no index alignment: the loop updates every window)
+        self._topic_users = pd.Index([], dtype=np.int64)
+        self._topic_names = pd.Index([], dtype=object)
+        self._topics = np.zeros((0, 0, 3))
+        #: per-item sums (:data:`ITEM_SUMS`), a dense array grown to the largest item id seen
+        self._items = np.zeros((0, len(ITEM_SUMS)))
         self.watermark = -1
         self.events = 0
 
@@ -253,12 +294,28 @@ class UserHistory:
             merged[c] = np.fmax(old[c].to_numpy(), new[c].to_numpy())
         merged["last_click_ts"] = merged["last_click_ts"].fillna(-np.inf)
         self._users = merged[list(self._USER_COLS)]
-        ci = np.flatnonzero(click)
-        if len(ci):
-            t = pd.DataFrame({"u": user[ci], "topic": events["topic"].astype(str).to_numpy(object)[ci],
-                              "clicks": 1.0, "reads": read[ci].astype(np.float64)})  # fmt: skip
-            tagg = t.groupby(["u", "topic"]).sum()
-            self._topics = self._topics.add(tagg, fill_value=0.0) if len(self._topics) else tagg
+        topic = events["topic"].astype(str).to_numpy(object)
+        new_users = pd.Index(pd.unique(user)).difference(self._topic_users)
+        new_topics = pd.Index(pd.unique(topic)).difference(self._topic_names)
+        if len(new_users) or len(new_topics):
+            self._topic_users = self._topic_users.append(new_users)
+            self._topic_names = self._topic_names.append(new_topics)
+            grown = np.zeros((len(self._topic_users), len(self._topic_names), 3))
+            grown[: self._topics.shape[0], : self._topics.shape[1]] = self._topics
+            self._topics = grown
+        np.add.at(
+            self._topics,
+            (self._topic_users.get_indexer(user), self._topic_names.get_indexer(topic)),
+            np.c_[np.ones(len(user)), click, read],
+        )
+        item = events["item_id"].to_numpy(np.int64)
+        if item.min() < 0:
+            raise DataError("user history: item_id must be ≥ 0")
+        if item.max() >= len(self._items):
+            grown = np.zeros((int(item.max()) + 1, len(ITEM_SUMS)))
+            grown[: len(self._items)] = self._items
+            self._items = grown
+        np.add.at(self._items, item, _item_values(events, click, read))
         if "event_id" in events.columns:
             self.watermark = max(self.watermark, int(events["event_id"].max()))
         self.events += len(events)
@@ -290,19 +347,37 @@ class UserHistory:
         """Each user's last click time (-inf if none)."""
         return self._user_col(user_ids, "last_click_ts", -np.inf)
 
-    def features(self, user_ids: np.ndarray, candidate_topics: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
-        """The :data:`HISTORY_COLUMNS` of (user, candidate topic) pairs at request times ``ts`` (all (N,))."""
+    def topic_sums(self, user_ids: np.ndarray, topics: np.ndarray) -> np.ndarray:
+        """(N, 3) impressions, clicks, reads of each (user, topic) pair (0 if none)."""
         user_ids = np.asarray(user_ids, np.int64)
-        topics = np.asarray(candidate_topics).astype(str).astype(object)
+        # a few distinct topics: look each up once
+        codes, uniq = pd.factorize(np.asarray(topics, dtype=object), use_na_sentinel=False)
+        names = np.asarray(uniq).astype(str).astype(object)
+        ui = self._topic_users.get_indexer(user_ids)
+        known = len(self._topic_names) > 0
+        ti = self._topic_names.get_indexer(names)[codes] if known else np.full(len(codes), -1)
+        seen = (ui >= 0) & (ti >= 0)
+        out = np.zeros((len(user_ids), 3))
+        out[seen] = self._topics[ui[seen], ti[seen]]
+        return out
+
+    def item_sums(self, item_ids: np.ndarray) -> np.ndarray:
+        """(N, 5) each item's :data:`ITEM_SUMS` (0 for an item never seen)."""
+        item_ids = np.asarray(item_ids, np.int64)
+        seen = (item_ids >= 0) & (item_ids < len(self._items))
+        out = np.zeros((len(item_ids), len(ITEM_SUMS)))
+        out[seen] = self._items[item_ids[seen]]
+        return out
+
+    def features(
+        self, user_ids: np.ndarray, candidate_topics: np.ndarray, ts: np.ndarray, item_ids: np.ndarray
+    ) -> pd.DataFrame:
+        """The :data:`HISTORY_COLUMNS` of (user, candidate) pairs at request times ``ts``: the candidate's
+        topic and item id (all (N,))."""
+        user_ids = np.asarray(user_ids, np.int64)
         ts = np.broadcast_to(np.asarray(ts, np.float64), user_ids.shape)
-        if len(self._topics):
-            ti = self._topics.index.get_indexer(pd.MultiIndex.from_arrays([user_ids, topics]))
-            tv = self._topics.to_numpy(np.float64)[np.maximum(ti, 0)]
-            tv[ti < 0] = 0.0
-        else:
-            tv = np.zeros((len(user_ids), 2))
         return _assemble(
-            tv[:, 0], tv[:, 1], self._user_col(user_ids, "clicks", 0.0),
+            self.topic_sums(user_ids, candidate_topics), self._user_col(user_ids, "clicks", 0.0),
             self._user_col(user_ids, "impressions", 0.0), self.last_click_ts(user_ids), ts,
-            self._user_col(user_ids, "active_days", 0.0),
+            self._user_col(user_ids, "active_days", 0.0), self.item_sums(item_ids),
         )  # fmt: skip

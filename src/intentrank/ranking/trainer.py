@@ -219,9 +219,10 @@ class Trainer:
         clicked = data.labels["clicked"] > 0
         if clicked.any():
             with torch.no_grad():
-                self.model_.towers.output_bias(RANKER_TASKS.index("dwell")).fill_(
-                    float(data.labels["y_dwell"][clicked].mean())
-                )
+                y = data.labels["y_dwell"][clicked].double()
+                poisson = self.config_.labels.dwell_loss == "poisson"  # log1p of the mean, not mean log1p
+                start = torch.log(torch.exp(y).mean()) if poisson else y.mean()
+                self.model_.towers.output_bias(RANKER_TASKS.index("dwell")).fill_(float(start))
 
     def loss(
         self,
@@ -235,7 +236,8 @@ class Trainer:
         if sample_weight_fn is not None:
             batch = {**batch, "w": batch["w"] * sample_weight_fn(batch)}
         out = (module or self.model_)(batch)
-        total, parts = multitask_loss(out, batch, self.config_.labels.task_weights, self.model_.esmm)
+        labels = self.config_.labels
+        total, parts = multitask_loss(out, batch, labels.task_weights, self.model_.esmm, labels.dwell_loss)
         for fn in extra_losses:
             total = total + fn(out, batch)
         return total, parts

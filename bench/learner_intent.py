@@ -1,0 +1,270 @@
+"""Does the learner learn intent? Held-out figures of the ranker on the living world, and a short A/B.
+
+1. Log: ``--users`` users x ``--log-days`` days of the living world (items published, live, retired) under
+   the uniformly random policy (``--logging random``). While logging, the held-out day's true click
+   probabilities are captured at request time (trust as it is then): ``P(click) = examination(position) ·
+   P(click | examined)`` of every shown item, the CTR oracle's score on the same events.
+2. Train the ranker (default labels: the click task is any click) on days ``0 … L-2`` under each feature
+   variant (``--variants``); hold out day ``L-1``. User and item history are computed point in time over
+   the whole log before the split (the held-out day sees the past, never itself).
+3. Report per variant, on the held-out day: click AUC / log-loss next to the CTR oracle's AUC on the same
+   events; per clickbait category of the public score (non / light / heavy), the Pearson and Spearman
+   correlation between an item's mean predicted log time-given-click and its hidden true quality
+   (items shown on the held-out day, with n); **cold start**: click AUC on the held-out events of items
+   published after the training data ends, for each variant (``id_only`` = item id without any content
+   feature: no title, topic, source, length, item statistics, user×topic history).
+4. A/B (``--ab-days``; 0 = skip): the first variant's model, frozen, serves the next day(s) of the same world
+   (same users, split among the arms) by ``p_click`` and by ``ctr·t^0.8`` (each of ``--ab-variants``'
+   models), beside ``ctr_oracle`` and
+   ``truth_formula``; the policies' user/item history is fed with the log and then after every window.
+   Reports CTR of the p_click arm vs the CTR oracle, heavy-clickbait impression share of the ctr·t^0.8 arm
+   vs the true-formula arm (per-user delta-method 95 % CIs).
+
+Usage: ``.venv/bin/python bench/learner_intent.py [--users 3000] [--log-days 3] [--ab-days 1]
+[--variants default,id_only] [--json out.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from intentrank.config import IntentRankConfig
+from intentrank.ranking import metrics as M
+from intentrank.ranking.config import HISTORY_COLUMNS, RankerConfig
+from intentrank.ranking.events import load_events
+from intentrank.ranking.formula import RankingFormula
+from intentrank.ranking.heldout import time_quality_correlation, time_split
+from intentrank.ranking.history import UserHistory, add_history_columns
+from intentrank.ranking.trainer import Trainer
+from intentrank.runtime import torch_threads
+from intentrank.serving.policy import SlateRequest
+from intentrank.serving.ranker import RankerPolicy
+from intentrank.simulator import behaviour as bh
+from intentrank.simulator.catalogue import DAY_S, build_catalogue
+from intentrank.simulator.engine import Simulator
+from intentrank.simulator.living import living_catalogue
+from intentrank.simulator.loop import run_loop
+from intentrank.simulator.policies import CallableScorerPolicy
+from intentrank.simulator.registry import get_policy
+from intentrank.simulator.sinks import StoreSink
+from intentrank.simulator.world import World
+from intentrank.stats.compare import ratio_estimate
+from intentrank.store import EventStore
+
+#: item-side content columns (dropped by ``id_only``): everything but the item id that describes the item
+CONTENT_CAT = {"topic", "source"}
+ITEM_STAT_COLUMNS = [c for c in HISTORY_COLUMNS if c.startswith("item_")]
+USER_TOPIC_COLUMNS = [c for c in HISTORY_COLUMNS if c.startswith("user_topic")]
+
+
+def variant(name: str, base: RankerConfig) -> RankerConfig:
+    """A named feature variant of ``base`` (``default``, ``id_only``, ``no_<feature group>``)."""
+    spec = base.features
+    drop_dense: set[str] = set()
+    drop_cat: set[str] = set()
+    text = spec.text
+    if name == "default":
+        pass
+    elif name == "id_only":  # the item as an id: no content, no item statistics, no user×topic history
+        drop_cat, text = CONTENT_CAT, []
+        drop_dense = {"length", *ITEM_STAT_COLUMNS, *USER_TOPIC_COLUMNS}
+    elif name == "no_item_stats":
+        drop_dense = set(ITEM_STAT_COLUMNS)
+    elif name == "no_topic_rates":
+        drop_dense = {"user_topic_impressions", "user_topic_ctr"}
+    elif name == "no_history":
+        drop_dense = set(HISTORY_COLUMNS)
+    elif name == "no_text":
+        text = []
+    elif name == "no_item_id":
+        drop_cat = {"item_id"}
+    elif name == "poisson":  # the time head predicts the mean seconds (Poisson deviance), not mean log
+        return base.model_copy(update={"labels": base.labels.model_copy(update={"dwell_loss": "poisson"})})
+    elif name == "log_mse":
+        return base.model_copy(update={"labels": base.labels.model_copy(update={"dwell_loss": "log_mse"})})
+    else:
+        raise SystemExit(f"unknown variant {name!r}")
+    features = spec.model_copy(
+        update={
+            "categorical": [f for f in spec.categorical if f.name not in drop_cat],
+            "dense": [f for f in spec.dense if f.name not in drop_dense],
+            "text": text,
+        }
+    )
+    return base.model_copy(update={"features": features})
+
+
+class TruthRecorder:
+    """A uniformly random logging policy that records the true P(click | examined) of every candidate of
+    requests at or after ``since`` (trust as it is at the request: exact)."""
+
+    def __init__(self, world: World, since: float) -> None:
+        self.world, self.since = world, since
+        self.parts: list[pd.DataFrame] = []
+
+    def __call__(self, req: SlateRequest, catalogue: Any) -> np.ndarray:
+        if req.ts.max(initial=-np.inf) >= self.since:
+            m = req.ts >= self.since
+            u, cand = req.user_ids[m], req.candidates[m]
+            p = self.world.true_click_prob(u, cand, req.ts[m])
+            K = cand.shape[1]
+            self.parts.append(pd.DataFrame({
+                "user_id": np.repeat(u, K), "item_id": cand.reshape(-1),
+                "slate_index": np.repeat(req.slate_index[m].astype(np.int64), K), "p_examined": p.reshape(-1),
+            }))  # fmt: skip
+        return np.zeros(req.candidates.shape, np.float32)
+
+    def truth(self, events: pd.DataFrame, cfg: Any) -> np.ndarray:
+        """True P(click) of each event row (examination at its position × P(click | examined))."""
+        t = pd.concat(self.parts, ignore_index=True).drop_duplicates(["user_id", "item_id", "slate_index"])
+        key = events[["user_id", "item_id", "slate_index"]].astype(np.int64).reset_index(drop=True)
+        j = key.merge(t, on=["user_id", "item_id", "slate_index"], how="left")
+        if j["p_examined"].isna().any():
+            raise RuntimeError(f"truth missing for {int(j['p_examined'].isna().sum())} events")
+        exam = bh.examination(int(events["position"].max()) + 1, cfg)
+        return exam[events["position"].to_numpy(np.int64)] * j["p_examined"].to_numpy()
+
+
+def ab_table(frame: pd.DataFrame, arms: list[str]) -> dict[str, dict[str, list[float]]]:
+    out: dict[str, dict[str, list[float]]] = {}
+    for arm in arms:
+        f = frame[frame["arm"] == arm]
+        row: dict[str, list[float]] = {"users": [float(len(f))]}
+        for name, (num, den) in {"ctr": ("clicks", "impressions"),
+                                 "heavy_share": ("impressions_heavy", "impressions"),
+                                 "non_share": ("impressions_non", "impressions")}.items():  # fmt: skip
+            e = ratio_estimate(f[num].to_numpy(float), f[den].to_numpy(float))
+            row[name] = [round(e.value, 5), round(e.ci_low, 5), round(e.ci_high, 5)]
+        out[arm] = row
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--users", type=int, default=3000)
+    ap.add_argument("--log-days", type=int, default=3)
+    ap.add_argument("--ab-days", type=int, default=1)
+    ap.add_argument("--window-min", type=float, default=60.0, help="A/B: history fed every this many minutes")
+    ap.add_argument("--live-items", type=int, default=3000)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--variants", default="default,id_only")
+    ap.add_argument("--ab-variants", default=None, help="variants served in the A/B (default: the first)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", type=Path, default=None)
+    a = ap.parse_args()
+    if a.log_days < 2:
+        raise SystemExit("--log-days must be at least 2 (train on all but the last, hold out the last)")
+
+    cfg = IntentRankConfig()
+    living = cfg.simulator.living.model_copy(
+        update={"enabled": True, "window_min": a.window_min, "live_items": a.live_items}
+    )
+    sim_cfg = cfg.simulator.model_copy(update={"users": a.users, "days": a.log_days, "living": living})
+    t_all = time.perf_counter()
+    pool = build_catalogue(config=sim_cfg.catalogue, seed=a.seed)
+    # scheduled for at least one day past the log, so that --ab-days 0 logs the same world as --ab-days 1
+    cat = living_catalogue(pool, living, days=a.log_days + max(a.ab_days, 1), seed=a.seed)
+    world = World.create(cat, sim_cfg, seed=a.seed)
+    split_ts = (a.log_days - 1) * DAY_S
+    report: dict[str, Any] = {"args": {k: str(v) for k, v in vars(a).items()}}
+    store_path = Path(tempfile.mkdtemp()) / "learner.duckdb"
+    with torch_threads(a.threads), EventStore(store_path) as store:
+        store.write_items(cat.items)
+        rec = TruthRecorder(world, split_ts)
+        logger = CallableScorerPolicy(rec, name="random", stochastic=True)
+        t0 = time.perf_counter()
+        with store.begin_run(
+            seed=a.seed, policy="random", command="learner_intent log", shared_users=True
+        ) as run:
+            Simulator(world, {"random": logger}, seed=a.seed).run(StoreSink(run), days=a.log_days)
+        log = load_events(store, runs=[run.run_id])
+        base = RankerConfig()
+        base = base.model_copy(update={"train": base.train.model_copy(
+            update={"epochs": a.epochs, "progress": False, "seed": a.seed})})  # fmt: skip
+        log = add_history_columns(log, base.features, base.labels.long_click_threshold_s)
+        split = time_split(log, split_ts)
+        train, test, cold = split.train, split.held_out, split.cold
+        p_true = rec.truth(test, sim_cfg.behaviour)
+        y = test["click"].to_numpy(float)
+        thr = base.labels.long_click_threshold_s
+        long = (test["dwell_s"].to_numpy() >= thr) & ~test["bounce"].to_numpy(bool)
+        report["log"] = {"events": len(log), "train": len(train), "held_out": len(test),
+                         "held_out_cold_events": int(cold.sum()),
+                         "cold_items": int(test.loc[cold, "item_id"].nunique()),
+                         "items_scheduled": len(cat),
+                         "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+        report["oracle"] = {"click_auc": round(M.auc(y, p_true), 4),
+                            "logloss": round(M.logloss(y, p_true), 4),
+                            "cold_click_auc": round(M.auc(y[cold], p_true[cold]), 4)}  # fmt: skip
+        print("log", json.dumps(report["log"]), "\noracle", json.dumps(report["oracle"]), flush=True)
+
+        models: dict[str, Trainer] = {}
+        for name in a.variants.split(","):
+            t1 = time.perf_counter()
+            tr = Trainer(variant(name, base)).fit(train)
+            pred = tr.predict(test)
+            p = pred["p_click"].to_numpy()
+            clicked = y > 0
+            report[name] = {
+                "click_auc": round(M.auc(y, p), 4),
+                "click_logloss": round(M.logloss(y, p), 4),
+                "cold_click_auc": round(M.auc(y[cold], p[cold]), 4),
+                "long_click_auc_given_click": round(
+                    M.auc(long[clicked], pred["time"].to_numpy()[clicked]), 4
+                ),
+                "time_vs_true_quality": time_quality_correlation(test, pred["time"].to_numpy(), cat.quality),
+                "seconds": round(time.perf_counter() - t1, 1),
+            }
+            models[name] = tr
+            print(name, json.dumps(report[name]), flush=True)
+
+        if a.ab_days > 0:
+            t1 = time.perf_counter()
+            served = (a.ab_variants or a.variants.split(",")[0]).split(",")
+            policies: dict[str, Any] = {}
+            for v in served:
+                for arm, formula in (("p_click", (1.0, 0.0, 0.0)), ("ctr_t08", (1.0, 0.8, 0.0))):
+                    h = UserHistory(thr)
+                    h.catch_up(store, cat.items)  # the log: users' and items' past
+                    name = arm if len(served) == 1 else f"{v}:{arm}"
+                    policies[name] = RankerPolicy(
+                        models[v].model_, formula=RankingFormula(*formula), name=name, history=h
+                    )
+            policies["ctr_oracle"] = get_policy("ctr_oracle")
+            policies["truth_formula"] = get_policy("truth_formula")
+            res = run_loop(
+                world, policies, store, None, seed=a.seed + 1, days=a.ab_days, first_day=a.log_days
+            )
+            frame = res.per_user()
+            report["ab"] = ab_table(frame, list(policies))
+            ab = report["ab"]
+            report["ab_summary"] = {"seconds": round(time.perf_counter() - t1, 1)}
+            for v in served:
+                pre = "" if len(served) == 1 else f"{v}:"
+                oracle_ctr = ab["ctr_oracle"]["ctr"][0]
+                report["ab_summary"][v] = {
+                    "ctr_p_click_over_oracle": round(ab[pre + "p_click"]["ctr"][0] / oracle_ctr, 3),
+                    "heavy_share_ctr_t08": ab[pre + "ctr_t08"]["heavy_share"][0],
+                    "heavy_share_truth_formula": ab["truth_formula"]["heavy_share"][0],
+                }
+            for arm, row in ab.items():
+                print("ab", arm, json.dumps(row), flush=True)
+            print("ab_summary", json.dumps(report["ab_summary"]), flush=True)
+    report["seconds"] = round(time.perf_counter() - t_all, 1)
+    print(f"total {report['seconds']}s", file=sys.stderr)
+    if a.json:
+        a.json.write_text(json.dumps(report, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
