@@ -13,6 +13,7 @@ receives positions ``k·K … k·K + K − 1`` of it as candidates, so no item r
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -174,6 +175,8 @@ class Simulator:
         self._coprimes_by_n: dict[int, np.ndarray] = {}
         self._session_counter = 0
         self._slate_counter = 0
+        #: seconds spent in the policies' ``scores`` (ranking) so far
+        self.seconds_scoring = 0.0
         self._exam = bh.examination(cfg.slate_size, cfg.behaviour)
         self._positions = np.arange(cfg.slate_size, dtype=np.int16)
 
@@ -346,7 +349,9 @@ class Simulator:
             k = np.arange(j * K, (j + 1) * K, dtype=np.int64)
             cand = pool[(offset[rows, None] + stride[rows, None] * k[None, :]) % n_items]
             req = SlateRequest(u, cand, np.full(nb, j, dtype=np.int16), clock[rows], day)
+            t_score = time.perf_counter()
             scores = np.asarray(policy.scores(req, cat), dtype=np.float32)
+            self.seconds_scoring += time.perf_counter() - t_score
             if scores.shape != (nb, K):
                 raise IntentRankError(
                     f"policy {policy.name!r} returned scores of shape {scores.shape}, expected {(nb, K)}"
