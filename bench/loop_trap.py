@@ -224,9 +224,15 @@ def main() -> None:
     out["drift"] = drift
     sec = res.seconds
     loop_s = max(sec["total"], 1e-9)
-    shares = {k: round(sec[k] / loop_s, 3) for k in ("simulation", "scoring", "training", "history",
-                                                     "reading_events")}  # fmt: skip
+    parts = ("simulation", "scoring", "training", "history", "reading_events")
+    shares = {k: round(sec[k] / loop_s, 3) for k in parts}
+    cpu_s = max(sec["cpu_total"], 1e-9)
     out["shares"] = shares
+    out["cpu_shares"] = {k: round(sec[f"cpu_{k}"] / cpu_s, 3) for k in parts}
+    print(
+        f"process CPU seconds of the loop: {cpu_s:,.0f} (wall {loop_s:,.0f}); CPU shares: {out['cpu_shares']}"
+    )
+    out["extrapolated_cpu_s_20k_7d"] = round(cpu_s * (20_000 / args.users) * (7 / args.days), 1)
     scale = (20_000 / args.users) * (7 / args.days)
     out["extrapolated_loop_s_20k_7d"] = round(loop_s * scale, 1)
     print(f"\nseconds: {out['seconds']}; shares of the loop: {shares}; updates per learner: {out['updates']}")

@@ -19,13 +19,15 @@ so it serves items published after the training data ends.
    learned ranker is measured against). Every arm is compared with control per user, with confidence
    intervals and a sample-ratio-mismatch check; each arm's clickbait-category mix (shares of impressions
    by the scorer's category) is reported. Models are frozen during the A/B (no learner updates them);
-   in the living world the users' history (the ranker's user features) is fed after every window
-   (:func:`intentrank.simulator.loop.run_loop`, events in ``<out_dir>/ab_events.duckdb``).
+   in the living world the users' history (the ranker's user features) is fed after every window of
+   ``experiment.ab_window_min`` minutes (:func:`intentrank.simulator.loop.run_loop`, events in
+   ``<out_dir>/ab_events.duckdb``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 import time
@@ -35,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from intentrank.clickbait import CATEGORIES, categorize
 from intentrank.config import IntentRankConfig
@@ -208,11 +211,22 @@ def _run(cfg: IntentRankConfig, out: Path) -> MainJobResult:
     if living.enabled:
         ab_store = out / "ab_events.duckdb"
         ab_store.unlink(missing_ok=True)  # an output of this run (the log's store is the one kept)
-        world = World.create(cat, ab_cfg, seed=cfg.seed + 1)
+        ab_living = living.model_copy(update={"window_min": ex.ab_window_min})
+        world = World.create(cat, ab_cfg.model_copy(update={"living": ab_living}), seed=cfg.seed + 1)
         with EventStore(ab_store) as store:
             store.write_items(cat.items)
             history.watermark = store.watermark()
-            loop = run_loop(world, arms, store, seed=cfg.seed + 1, first_day=ex.log_days)
+            per_day = math.ceil(17 * 60 / ex.ab_window_min)  # sessions start in 06:00-23:00
+            with tqdm(total=per_day * ex.ab_days, desc="A/B windows", disable=not cfg.ranker.train.progress,
+                      leave=False) as bar:  # fmt: skip
+                loop = run_loop(
+                    world,
+                    arms,
+                    store,
+                    seed=cfg.seed + 1,
+                    first_day=ex.log_days,
+                    on_window=lambda w: bar.update(),
+                )
         res = SimulationResult(per_user=loop.per_user(), arm_names=loop.arm_names, days=loop.days)
         seconds |= {f"ab_{k}": v for k, v in loop.seconds.items() if k != "total"}
     else:

@@ -177,6 +177,7 @@ class Simulator:
         self._slate_counter = 0
         #: seconds spent in the policies' ``scores`` (ranking) so far
         self.seconds_scoring = 0.0
+        self.cpu_scoring = 0.0  # the same in process CPU seconds
         self._exam = bh.examination(cfg.slate_size, cfg.behaviour)
         self._positions = np.arange(cfg.slate_size, dtype=np.int16)
 
@@ -349,9 +350,10 @@ class Simulator:
             k = np.arange(j * K, (j + 1) * K, dtype=np.int64)
             cand = pool[(offset[rows, None] + stride[rows, None] * k[None, :]) % n_items]
             req = SlateRequest(u, cand, np.full(nb, j, dtype=np.int16), clock[rows], day)
-            t_score = time.perf_counter()
+            t_score, c_score = time.perf_counter(), time.process_time()
             scores = np.asarray(policy.scores(req, cat), dtype=np.float32)
             self.seconds_scoring += time.perf_counter() - t_score
+            self.cpu_scoring += time.process_time() - c_score
             if scores.shape != (nb, K):
                 raise IntentRankError(
                     f"policy {policy.name!r} returned scores of shape {scores.shape}, expected {(nb, K)}"

@@ -93,6 +93,7 @@ def run_loop(
     sim = Simulator(world, dict(policies), arms=arms, seed=seed, daily=True)
     result = LoopResult(sim.kpis, sim.arms, sim.arm_names, updates={a: [] for a in learners}, simulator=sim)
     t_train = t_history = t_read = 0.0
+    cpu = {"training": 0.0, "history": 0.0, "reading_events": 0.0}  # process CPU seconds (load-robust)
     distinct = list({id(lr): lr for lr in learners.values()}.values())
     arm_of = {id(lr): [a for a, x in learners.items() if x is lr] for lr in distinct}
     histories = list({id(h): h for p in policies.values()
@@ -105,14 +106,15 @@ def run_loop(
     def hook(w: WindowResult) -> None:
         nonlocal t_train, t_history, t_read, read_at, batch_since
         result.windows.append(w)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         last = int(store.watermark())  # type: ignore[attr-defined]
         fresh = None
         if last > read_at:  # one read of the window's events for every history and learner
             fresh = load_events(store, items, since_event_id=read_at, until_event_id=last, runs="all")
             pending.append(fresh)
         t_read += time.perf_counter() - t0
-        t0 = time.perf_counter()
+        cpu["reading_events"] += time.process_time() - c0
+        t0, c0 = time.perf_counter(), time.process_time()
         for h in histories:
             if fresh is not None and h.watermark == read_at:
                 h.update(fresh)
@@ -121,8 +123,9 @@ def run_loop(
                 h.catch_up(store, items)
         read_at = last
         t_history += time.perf_counter() - t0
+        cpu["history"] += time.process_time() - c0
         if len(result.windows) % update_every == 0:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             batch = None
             if pending:
                 frame = pending[0] if len(pending) == 1 else pd.concat(pending, ignore_index=True)
@@ -135,10 +138,11 @@ def run_loop(
                     for a in arm_of[id(lr)]:
                         result.updates[a].append(rep)
             t_train += time.perf_counter() - t0
+            cpu["training"] += time.process_time() - c0
         if on_window is not None:
             on_window(w)
 
-    t0 = time.perf_counter()
+    t0, c_all = time.perf_counter(), time.process_time()
     # one run of the store; the loop's users are the world's, so their ids are kept as they are
     with store.begin_run(  # type: ignore[attr-defined]
         seed=seed, policy=",".join(sim.arm_names), command="loop", on_existing="append", shared_users=True
@@ -146,10 +150,15 @@ def run_loop(
         result.run_id = run.run_id
         result.days = list(sim.iter_days(StoreSink(run), days, on_window=hook, first_day=first_day))
     total = time.perf_counter() - t0
+    cpu_total = time.process_time() - c_all
+    cpu_rest = cpu_total - sum(cpu.values()) - sim.cpu_scoring
     scoring = sim.seconds_scoring
     result.seconds = {"total": round(total, 2), "training": round(t_train, 2),
                       "history": round(t_history, 2), "reading_events": round(t_read, 2),
                       "scoring": round(scoring, 2),
                       "simulation": round(total - t_train - t_history - t_read - scoring, 2),
-                      "simulation_and_scoring": round(total - t_train - t_history - t_read, 2)}  # fmt: skip
+                      "simulation_and_scoring": round(total - t_train - t_history - t_read, 2),
+                      "cpu_total": round(cpu_total, 2), "cpu_scoring": round(sim.cpu_scoring, 2),
+                      "cpu_simulation": round(cpu_rest, 2)}  # fmt: skip
+    result.seconds |= {f"cpu_{k}": round(v, 2) for k, v in cpu.items()}
     return result
