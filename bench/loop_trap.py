@@ -11,7 +11,13 @@ Prints, per day and arm, the heavy-clickbait impression share, CTR, time spent, 
 rate (per-user, 95% CIs: ratios by the delta method, means by a normal interval), the comparison
 ``intent`` vs ``clicks`` per day, and where the seconds went (simulation and scoring vs training).
 
-Usage: ``.venv/bin/python bench/loop_trap.py [--users 20000] [--days 7] [--window-min 5] [--json out.json]``
+Each learner's update is a fixed small budget (``--max-steps`` minibatches of ``--online-batch`` rows over the
+window's new rows plus as many rows sampled from its replay buffer, ``--replay-ratio``), warm start, Adam
+state kept (:class:`~intentrank.serving.incremental.IncrementalTrainer`).
+
+Usage (the issue's scale, the defaults): ``.venv/bin/python bench/loop_trap.py --json loop.json``
+(= ``--users 20000 --days 7 --window-min 5 --live-items 3000``). A fraction (``--users 4000 --days 2``)
+prints its time extrapolated to the full size.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from intentrank.config import IntentRankConfig
 from intentrank.ranking.config import RankerConfig
 from intentrank.ranking.events import load_events
 from intentrank.ranking.formula import RankingFormula
+from intentrank.ranking.history import UserHistory
 from intentrank.ranking.trainer import Trainer
 from intentrank.runtime import torch_threads
 from intentrank.serving.incremental import IncrementalTrainer, ModelSlot
@@ -96,7 +103,10 @@ def main() -> None:
     ap.add_argument("--log-days", type=int, default=1)
     ap.add_argument("--window-min", type=float, default=5.0)
     ap.add_argument("--live-items", type=int, default=3_000)
-    ap.add_argument("--replay", type=int, default=20_000, help="Replayed recent rows per update.")
+    ap.add_argument("--replay", type=int, default=20_000, help="Rows in each learner's replay buffer.")
+    ap.add_argument("--replay-ratio", type=float, default=1.0, help="Replayed rows sampled per new row.")
+    ap.add_argument("--online-batch", type=int, default=2048, help="Minibatch rows of an online update.")
+    ap.add_argument("--max-steps", type=int, default=2, help="Most minibatch steps per update.")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--store", type=Path, default=None, help="Event store (default: a temporary file).")
@@ -132,17 +142,24 @@ def main() -> None:
             tr = Trainer(rc).fit(log)
             out[f"initial_{arm}"] = {"click_auc": tr.fit_report_["valid"]["click"]["auc"]}
             online = rc.model_copy(
-                update={"train": rc.train.model_copy(update={"epochs": 1, "valid_fraction": 0.0})}
-            )
+                update={"train": rc.train.model_copy(
+                    update={"epochs": 1, "valid_fraction": 0.0, "batch_size": args.online_batch}
+                )}
+            )  # fmt: skip
             tr.config = online
             trained[arm] = tr
         print(f"initial models trained in {time.perf_counter() - t0:.1f}s: {out}", file=sys.stderr)
 
         policies: dict[str, Any] = {}
         learners: dict[str, IncrementalTrainer] = {}
+        # the served user history (all arms' events; each user is in one arm), fed after every window
+        served = UserHistory(cfg.ranker.labels.long_click_threshold_s).update(log)
+        served.watermark = store.watermark()
         for arm, tr in trained.items():
             slot = ModelSlot(copy.deepcopy(tr.model_))
-            policies[arm] = RankerPolicy(slot, formula=RankingFormula(*formulas[arm]), name=arm)
+            policies[arm] = RankerPolicy(
+                slot, formula=RankingFormula(*formulas[arm]), name=arm, history=served
+            )
             learners[arm] = IncrementalTrainer(
                 tr,
                 slot=slot,
@@ -150,6 +167,9 @@ def main() -> None:
                 arm=arm,
                 replay_events=args.replay,
                 watermark=store.watermark(),
+                history=UserHistory(cfg.ranker.labels.long_click_threshold_s).update(log),
+                replay_ratio=args.replay_ratio,
+                max_steps=args.max_steps,
             )
         policies["truth_formula"] = get_policy("truth_formula")
         policies["ctr_oracle"] = get_policy("ctr_oracle")
@@ -192,7 +212,35 @@ def main() -> None:
             for m in ("ctr", "time_spent_s", "conversions", "impressions_heavy", "return_rate")
             if m in cmp.index
         }
-    print(f"\nseconds: {out['seconds']}; updates per learner: {out['updates']}")
+    # does the click-trained arm drift toward clickbait? heavy share of its first vs last day (95% CIs)
+    first, last = out["per_day"][args.log_days], out["per_day"][args.log_days + args.days - 1]
+    drift = {}
+    for i, arm in enumerate(arms):
+        (a, alo, ahi), (b, blo, bhi) = first[i]["heavy_share"], last[i]["heavy_share"]
+        verdict = "rises" if blo > ahi else "falls" if bhi < alo else "no clear change (CIs overlap)"
+        drift[arm] = {"first_day": a, "last_day": b, "verdict": verdict}
+        print(f"heavy-clickbait share, {arm}: day {args.log_days} {a:.2%} -> day "
+              f"{args.log_days + args.days - 1} {b:.2%}: {verdict}")  # fmt: skip
+    out["drift"] = drift
+    sec = res.seconds
+    loop_s = max(sec["total"], 1e-9)
+    parts = ("simulation", "scoring", "training", "history", "reading_events")
+    shares = {k: round(sec[k] / loop_s, 3) for k in parts}
+    cpu_s = max(sec["cpu_total"], 1e-9)
+    out["shares"] = shares
+    out["cpu_shares"] = {k: round(sec[f"cpu_{k}"] / cpu_s, 3) for k in parts}
+    print(
+        f"process CPU seconds of the loop: {cpu_s:,.0f} (wall {loop_s:,.0f}); CPU shares: {out['cpu_shares']}"
+    )
+    out["extrapolated_cpu_s_20k_7d"] = round(cpu_s * (20_000 / args.users) * (7 / args.days), 1)
+    scale = (20_000 / args.users) * (7 / args.days)
+    out["extrapolated_loop_s_20k_7d"] = round(loop_s * scale, 1)
+    print(f"\nseconds: {out['seconds']}; shares of the loop: {shares}; updates per learner: {out['updates']}")
+    print(
+        f"loop time x {scale:.2f} = {loop_s * scale:,.0f} s for 20,000 users x 7 days at "
+        f"{args.window_min:g}-min windows (linear in users x days: an upper bound, per-window costs "
+        "do not grow with users)"
+    )
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, default=float))
 

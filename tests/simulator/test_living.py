@@ -51,7 +51,15 @@ def test_pool_exhaustion_publishes_marked_variants_and_oversize_is_refused(pool)
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("window_min", 0), ("lifetime_h", 0), ("freshness_half_life_h", -1), ("live_items", 0)],
+    [
+        ("window_min", 0),
+        ("window_min", -5),
+        ("lifetime_h", 0),
+        ("lifetime_h", -1.0),
+        ("freshness_half_life_h", -1),
+        ("live_items", 0),
+        ("update_every_windows", 0),
+    ],
 )
 def test_bad_loop_settings_name_the_field(field: str, value: float) -> None:
     with pytest.raises(ValidationError, match=field):

@@ -53,7 +53,9 @@ def _run(world, log, path):
         tr = copy.deepcopy(trainer)  # each arm owns its model, trained on its own traffic
         slot = ModelSlot(copy.deepcopy(trainer.model_))
         arms[arm] = RankerPolicy(slot, name=arm)
-        learners[arm] = IncrementalTrainer(tr, slot=slot, items=world.catalogue.items, arm=arm)
+        learners[arm] = IncrementalTrainer(
+            tr, slot=slot, items=world.catalogue.items, arm=arm, replay_events=500, max_steps=2
+        )
     arms["truth"] = get_policy("truth_formula")
     with EventStore(path) as store:
         store.write_items(world.catalogue.items)
@@ -88,6 +90,24 @@ def test_the_loop_is_deterministic(two_runs) -> None:
             assert torch.equal(p, q)
 
 
+def test_bad_update_cadence_names_the_field(world_and_log, tmp_path) -> None:
+    world, _ = world_and_log
+    with EventStore(tmp_path / "c.duckdb") as store:
+        with pytest.raises(ConfigError, match=r"simulator\.living\.update_every_windows.*got 0"):
+            run_loop(world, {"r": get_policy("random")}, store, update_every=0)
+        with pytest.raises(ConfigError, match="learners for unknown arms"):
+            run_loop(world, {"r": get_policy("random")}, store, {"x": object()})  # type: ignore[dict-item]
+
+
+def test_a_live_catalogue_larger_than_retrieval_needs_is_refused() -> None:
+    cat = living_catalogue(synthetic_catalogue(500, seed=1), LivingConfig(live_items=30), days=1)
+    cfg = SimulatorConfig(users=10, days=1, candidates=40, living=LivingConfig(enabled=True, live_items=30))
+    from intentrank.simulator.engine import Simulator
+
+    with pytest.raises(ConfigError, match=r"simulator\.candidates \(40\) exceeds"):
+        Simulator(World.create(cat, cfg, seed=0), get_policy("random"))
+
+
 def test_the_loop_needs_a_living_world(tmp_path) -> None:
     world = World.create(synthetic_catalogue(500), SimulatorConfig(users=10, days=1, candidates=40), seed=0)
     with EventStore(tmp_path / "x.duckdb") as store, pytest.raises(ConfigError, match="living world"):
@@ -108,8 +128,14 @@ def test_user_history_and_titles_in_the_loop(world_and_log, tmp_path) -> None:
     learner = IncrementalTrainer(copy.deepcopy(trainer), slot=slot, items=world.catalogue.items)
     with EventStore(tmp_path / "h.duckdb") as store:
         store.write_items(world.catalogue.items)
-        res = run_loop(world, {"intent": policy}, store, {"intent": learner}, seed=3,
-                       on_window=lambda w: seen.append((policy.history.watermark, store.watermark())))
+        res = run_loop(
+            world,
+            {"intent": policy},
+            store,
+            {"intent": learner},
+            seed=3,
+            on_window=lambda w: seen.append((policy.history.watermark, store.watermark())),
+        )
         events = load_events(store, runs="all")
     # after every window the history had consumed everything written so far
     assert len(seen) >= 5 and all(h == w for h, w in seen) and seen[0][0] >= 0

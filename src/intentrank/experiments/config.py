@@ -33,6 +33,13 @@ class ExperimentConfig(BaseModel):
     log_days: int = Field(2, ge=2, description="Days in the logging phase; the last day is held out.")
     ab_users: int = Field(16_000, ge=40, description="Fresh users in the A/B phase, split over the arms.")
     ab_days: int = Field(3, ge=1, description="Days in the A/B phase.")
+    ab_window_min: float = Field(
+        60.0,
+        gt=0,
+        le=1440,
+        description="Living world: simulated minutes per window of the A/B phase (its models are frozen; "
+        "the users' history is refreshed after every window). The log uses simulator.living.window_min.",
+    )
     alpha: float = Field(0.05, gt=0.0, lt=0.5, description="Significance level of the confidence intervals.")
 
 

@@ -1,5 +1,10 @@
 """The main job: log traffic, train the multi-task ranker, A/B-test ranking policies in the simulator.
 
+The world is the living one when ``simulator.living.enabled`` (the default): one publication schedule
+over the log's days and the A/B's days (``simulator.living``: items published, live, retired; interest
+fades with age); the A/B continues the log's timeline (its days follow the log's) on the same schedule,
+so it serves items published after the training data ends.
+
 1. **Log.** ``log_users`` simulated users browse for ``log_days`` days under a stochastic logging policy;
    every impression goes to a new run of the DuckDB event store ``<out_dir>/events.duckdb`` (an
    existing store is kept: the job appends its run and trains on that run's events only).
@@ -9,13 +14,20 @@
 3. **A/B.** ``ab_users`` fresh users are split by a stable hash into four arms: ``control`` (the ranker
    ordering by p_click alone — what a click-optimising system does), ``control_aa`` (the same policy
    again: an A/A check), ``intent`` (the configured formula, default ``p_click · t^0.8``) and
-   ``intent_mitigated`` (that formula with the configured mitigation). Every arm is compared with
-   control per user, with confidence intervals and a sample-ratio-mismatch check.
+   ``intent_mitigated`` (that formula with the configured mitigation), plus the reference arm
+   ``truth_formula`` (the formula on the world's true P(click), E[t|click], P(conv|click): the yardstick a
+   learned ranker is measured against). Every arm is compared with control per user, with confidence
+   intervals and a sample-ratio-mismatch check; each arm's clickbait-category mix (shares of impressions
+   by the scorer's category) is reported. Models are frozen during the A/B (no learner updates them);
+   in the living world the users' history (the ranker's user features) is fed after every window of
+   ``experiment.ab_window_min`` minutes (:func:`intentrank.simulator.loop.run_loop`, events in
+   ``<out_dir>/ab_events.duckdb``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 import time
@@ -25,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from intentrank.clickbait import CATEGORIES, categorize
 from intentrank.config import IntentRankConfig
@@ -35,14 +48,18 @@ from intentrank.ranking.history import UserHistory, add_history_columns
 from intentrank.ranking.trainer import Trainer
 from intentrank.runtime import torch_threads
 from intentrank.serving.ranker import RankerPolicy
-from intentrank.simulator.ab import format_comparison, simulate
+from intentrank.simulator.ab import SimulationResult, format_comparison, simulate
 from intentrank.simulator.catalogue import build_catalogue
 from intentrank.simulator.kpis import summarise
+from intentrank.simulator.living import living_catalogue
+from intentrank.simulator.loop import run_loop
+from intentrank.simulator.registry import get_policy
 from intentrank.simulator.sinks import HistorySink, StoreSink
+from intentrank.simulator.world import World
 from intentrank.store import EventStore, config_hash
 
-#: The arms of the A/B phase, control first.
-ARMS = ("control", "control_aa", "intent", "intent_mitigated")
+#: The arms of the A/B phase, control first; ``truth_formula`` is the reference arm (true quantities).
+ARMS = ("control", "control_aa", "intent", "intent_mitigated", "truth_formula")
 #: KPIs shown in the headline table.
 HEADLINE = ("ctr", "clicks", "time_spent_s", "bounce_rate", "conversions", "impressions_heavy")
 
@@ -75,13 +92,12 @@ class MainJobResult:
                 for m in HEADLINE
                 if m in rows.index
             }
-        arms = {
-            arm: {
-                k: v if isinstance(v, int) else _r(v)
-                for k, v in summarise(self.per_user[self.per_user["arm"] == arm]).items()
-            }
-            for arm in ARMS
-        }
+        arms = {}
+        for arm in ARMS:
+            f = self.per_user[self.per_user["arm"] == arm]
+            arms[arm] = {k: v if isinstance(v, int) else _r(v) for k, v in summarise(f).items()}
+            total = max(int(f["impressions"].sum()), 1)
+            arms[arm]["category_mix"] = {c: _r(f[f"impressions_{c}"].sum() / total) for c in CATEGORIES}
         return {
             "out_dir": str(self.out_dir),
             "catalogue": self.catalogue,
@@ -119,8 +135,13 @@ def _run(cfg: IntentRankConfig, out: Path) -> MainJobResult:
     # 0. the world: the shipped headlines scored by the default clickbait model (cached)
     t0 = time.perf_counter()
     cat = build_catalogue(config=cfg.simulator.catalogue, seed=cfg.seed)
+    living = cfg.simulator.living
+    if living.enabled:  # one publication schedule over the log's and the A/B's days
+        cat = living_catalogue(cat, living, days=ex.log_days + ex.ab_days, seed=cfg.seed)
     codes = np.bincount(categorize(cat.items["clickbait_score"].to_numpy()), minlength=len(CATEGORIES))
     catalogue = {"items": len(cat.items)} | {c: int(n) for c, n in zip(CATEGORIES, codes, strict=True)}
+    if living.enabled:
+        catalogue |= {"living": True, "live_items": living.live_items, "variants": int(cat.is_variant.sum())}
     seconds["catalogue"] = time.perf_counter() - t0
 
     # 1. log
@@ -167,13 +188,12 @@ def _run(cfg: IntentRankConfig, out: Path) -> MainJobResult:
     training["mitigation"] = plan.names
     seconds["train"] = time.perf_counter() - t0
 
-    # 3. A/B with an A/A arm, on fresh users (another seed)
+    # 3. A/B with an A/A arm and the truth-formula reference arm, on fresh users (another seed)
     t0 = time.perf_counter()
     formula = RankingFormula.from_config(cfg.ranker.formula)
-    # the A/B's users are fresh: their history starts empty and grows day by day (one for all arms:
-    # each user is in one arm)
+    # the A/B's users are fresh: their history starts empty and grows (one for all arms: each user is in
+    # one arm)
     history = UserHistory(cfg.ranker.labels.long_click_threshold_s)
-    feed = HistorySink(history, cat.items)
     ctr = RankingFormula(1.0, 0.0, 0.0)
     control = RankerPolicy(base.model_, formula=ctr, name="control", history=history)
     arms = {
@@ -184,10 +204,35 @@ def _run(cfg: IntentRankConfig, out: Path) -> MainJobResult:
             mitigated_model, formula=formula, post_processors=plan.post_processors(), name="intent_mitigated",
             history=history,
         ),
+        "truth_formula": get_policy("truth_formula", a=formula.a, b=formula.b, g=formula.g),
     }  # fmt: skip
     ab_cfg = cfg.simulator.model_copy(update={"users": ex.ab_users, "days": ex.ab_days})
     _say(f"[3/3] A/B test: {ex.ab_users:,} fresh users x {ex.ab_days} days over arms {', '.join(ARMS)}")
-    res = simulate(arms, ab_cfg, seed=cfg.seed + 1, catalogue=cat, sink=feed, on_day=feed.commit)
+    if living.enabled:
+        ab_store = out / "ab_events.duckdb"
+        ab_store.unlink(missing_ok=True)  # an output of this run (the log's store is the one kept)
+        ab_living = living.model_copy(update={"window_min": ex.ab_window_min})
+        world = World.create(cat, ab_cfg.model_copy(update={"living": ab_living}), seed=cfg.seed + 1)
+        with EventStore(ab_store) as store:
+            store.write_items(cat.items)
+            history.watermark = store.watermark()
+            per_day = math.ceil(17 * 60 / ex.ab_window_min)  # sessions start in 06:00-23:00
+            with tqdm(total=per_day * ex.ab_days, desc="A/B windows", disable=not cfg.ranker.train.progress,
+                      leave=False) as bar:  # fmt: skip
+                loop = run_loop(
+                    world,
+                    arms,
+                    store,
+                    seed=cfg.seed + 1,
+                    first_day=ex.log_days,
+                    on_window=lambda w: bar.update(),
+                )
+        res = SimulationResult(per_user=loop.per_user(), arm_names=loop.arm_names, days=loop.days)
+        seconds |= {f"ab_{k}": v for k, v in loop.seconds.items() if k != "total"}
+    else:
+        feed = HistorySink(history, cat.items)
+        res = simulate(arms, ab_cfg, seed=cfg.seed + 1, catalogue=cat, sink=feed, on_day=feed.commit)
+    per_user = res.per_user
     comparisons = {arm: res.compare("control", arm, alpha=ex.alpha) for arm in ARMS[1:]}
     srm = res.srm()
     seconds["ab"] = time.perf_counter() - t0
@@ -198,7 +243,7 @@ def _run(cfg: IntentRankConfig, out: Path) -> MainJobResult:
         catalogue=catalogue,
         log=log,
         training=training,
-        per_user=res.per_user,
+        per_user=per_user,
         comparisons=comparisons,
         srm={"p_value": _r(srm.p_value), "mismatch": bool(srm.mismatch)},
         seconds={k: round(v, 1) for k, v in seconds.items()},

@@ -71,6 +71,24 @@ class EncodedEvents:
             None if self.text_idx is None else self.text_idx[t], self.text_table,
         )  # fmt: skip
 
+    @staticmethod
+    def concat(parts: Sequence[EncodedEvents]) -> EncodedEvents:
+        """Rows of ``parts`` one after the other. Their ``text_idx`` must index the same table, or
+        versions of one table that only grew by appending rows (the longest is kept)."""
+        parts = [p for p in parts if len(p)]
+        if len(parts) == 1:
+            return parts[0]
+        text = parts[-1].text_idx is not None
+        tables = [p.text_table for p in parts if p.text_table is not None]
+        table = max(tables, key=len) if tables else None
+        return EncodedEvents(
+            torch.cat([p.cat for p in parts]), torch.cat([p.dense for p in parts]),
+            {k: torch.cat([p.labels[k] for p in parts]) for k in parts[0].labels},
+            np.concatenate([p.slate_id for p in parts]),
+            torch.cat([p.text_idx for p in parts]) if text else None,  # type: ignore[misc]
+            table,
+        )  # fmt: skip
+
     def rows(self, idx: Tensor | slice) -> tuple[Tensor, Tensor, Tensor | None]:
         """Packed (cat, dense, text (B, L)) of rows ``idx``."""
         text = None
@@ -344,6 +362,54 @@ class Trainer:
         if va is not None:
             result["valid"] = self.evaluate(va)
         return result
+
+    def partial_fit(
+        self,
+        events: EventSource | EncodedEvents,
+        items: pd.DataFrame | None = None,
+        *,
+        max_steps: int | None = None,
+    ) -> Trainer:
+        """One warm-start pass over ``events`` in shuffled minibatches of ``train.batch_size`` (at most
+        ``max_steps`` of them); returns self. The online learner's step (scikit-learn's ``partial_fit``):
+        no validation split, no early stopping, no copy of the best weights, and the optimizers' state
+        (Adam moments) carries over from one call to the next, as in a streaming learner. Fits a fresh
+        model first when not fitted. ``history_`` gets one record (``train_loss``, ``steps``)."""
+        t = self.config_.train
+        with torch_threads(self._threads()):
+            data = self.prepare(events, items)
+            if not hasattr(self, "model_"):
+                with torch_seed(t.seed):
+                    self._init_model()
+            if not self._heads_initialised:
+                self._init_heads(data)
+                self._heads_initialised = True
+            opts = getattr(self, "_partial_opts", None)
+            if opts is None or getattr(self, "_partial_model", None) is not self.model_:
+                opts = self._partial_opts = self._optimizers(())
+                self._partial_model = self.model_
+            n = len(data)
+            steps = math.ceil(n / t.batch_size)
+            if max_steps is not None:
+                steps = max(1, min(steps, int(max_steps)))
+            gen = torch.Generator().manual_seed(t.seed + len(self.history_))
+            perm = torch.randperm(n, generator=gen)
+            model = self.model_
+            model.train()
+            run_loss = 0.0
+            with torch_seed(t.seed + len(self.history_)):  # dropout, if any
+                for s in range(steps):
+                    total, _ = self.loss(self._batch(data, perm[s * t.batch_size : (s + 1) * t.batch_size]))
+                    for o in opts:
+                        o.zero_grad(set_to_none=True)
+                    total.backward()
+                    for o in opts:
+                        o.step()
+                    run_loss += float(total.detach())
+            model.eval()
+            rec = {"epoch": float(len(self.history_) + 1), "train_loss": run_loss / steps}
+            self.history_.append(rec | {"steps": float(steps)})
+        return self
 
     @torch.no_grad()
     def validation_loss(

@@ -149,7 +149,9 @@ class LivingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = Field(False, description="Simulate the living world (False: the static catalogue).")
+    enabled: bool = Field(
+        True, description="Simulate the living world in the main job (False: the static catalogue)."
+    )
     live_items: int = Field(3_000, ge=1, description="Items live at any moment (steady state).")
     lifetime_h: float = Field(36.0, gt=0, description="Mean lifetime of an item, hours (exponential).")
     freshness_half_life_h: float = Field(
@@ -157,6 +159,9 @@ class LivingConfig(BaseModel):
     )
     window_min: float = Field(
         5.0, gt=0, le=1440, description="Simulated minutes per window (the online learner's cadence)."
+    )
+    update_every_windows: int = Field(
+        1, ge=1, description="The loop's learners update after every this many windows."
     )
 
 

@@ -16,6 +16,7 @@ receives positions ``k·K … k·K + K − 1`` of it as candidates, so no item r
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -217,6 +218,9 @@ class Simulator:
         self._coprimes_by_n: dict[int, np.ndarray] = {}
         self._session_counter = 0
         self._slate_counter = 0
+        #: seconds spent in the policies' ``scores`` (ranking) so far
+        self.seconds_scoring = 0.0
+        self.cpu_scoring = 0.0  # the same in process CPU seconds
         self._exam = bh.examination(cfg.slate_size, cfg.behaviour)
         #: Monte Carlo stream of the logged item-position propensities (apart from the world's draws)
         self._prop_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x0BE]))
@@ -373,7 +377,10 @@ class Simulator:
         policy = self.policies[arm]
         nb, K = candidates.shape
         req = SlateRequest(user_ids, candidates, np.full(nb, slate_index, dtype=np.int16), clock, day)
+        t_score, c_score = time.perf_counter(), time.process_time()
         scores = np.asarray(policy.scores(req, self.world.catalogue), dtype=np.float32)
+        self.seconds_scoring += time.perf_counter() - t_score
+        self.cpu_scoring += time.process_time() - c_score
         if scores.shape != (nb, K):
             raise IntentRankError(
                 f"policy {policy.name!r} returned scores of shape {scores.shape}, expected {(nb, K)}"

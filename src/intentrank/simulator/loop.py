@@ -8,6 +8,10 @@ updates its model from the new events and swaps it in for the next window. An ar
 (oracles, a frozen model) just serve. Before the learners, every arm's user history (a policy's
 ``history``, e.g. :class:`~intentrank.serving.ranker.RankerPolicy`'s) consumes the window's events from
 the store, so the next window is served with it.
+
+The store is read once per window (the events since the last read, joined with the item table) and that
+frame feeds every history and every learner (:class:`~intentrank.serving.incremental.EventBatch`); a
+learner whose watermark lags (it skipped an update) reads the store itself.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from intentrank.errors import ConfigError
+from intentrank.ranking.events import load_events
 from intentrank.ranking.history import UserHistory
-from intentrank.serving.incremental import IncrementalTrainer, UpdateReport
+from intentrank.serving.incremental import EventBatch, IncrementalTrainer, UpdateReport
 from intentrank.serving.policy import Policy
 from intentrank.simulator.engine import DayResult, Simulator, WindowResult
 from intentrank.simulator.kpis import KPIAccumulator
@@ -60,53 +65,84 @@ def run_loop(
     learners: Mapping[str, IncrementalTrainer] | None = None,
     *,
     seed: int = 0,
-    update_every: int = 1,
+    update_every: int | None = None,
     arms: np.ndarray | None = None,
     days: int | None = None,
     first_day: int = 0,
     on_window: Callable[[WindowResult], None] | None = None,
 ) -> LoopResult:
     """Simulate ``world`` (a living catalogue) with ``policies`` as arms, writing events to a new run of
-    the event store ``store``;
-    after every ``update_every`` windows each learner in ``learners`` (keyed by arm; the same learner may
-    serve several arms) updates from the store. ``days`` (default ``simulator.days``) from ``first_day`` on
-    (continuing a logging phase's timeline on the same world). Returns the per-user KPIs and the record."""
+    the event store ``store``; after every ``update_every`` windows (default
+    ``simulator.living.update_every_windows``) each learner in ``learners`` (keyed by arm; the same
+    learner may serve several arms) updates from the events since its last update. ``days`` (default
+    ``simulator.days``) from ``first_day`` on (continuing a logging phase's timeline on the same world).
+    Returns the per-user KPIs and the record; ``seconds`` splits the wall time into simulation, scoring
+    (the policies' ``scores``), reading events, user histories and training."""
     if not world.catalogue.living:
         raise ConfigError("the loop needs the living world (simulator.living.enabled and a living catalogue)")
+    if update_every is None:
+        update_every = world.config.living.update_every_windows
     if update_every < 1:
-        raise ConfigError(f"update_every must be at least 1 window, got {update_every}")
+        raise ConfigError(
+            f"simulator.living.update_every_windows (update_every) must be at least 1, got {update_every}"
+        )
     learners = dict(learners or {})
     unknown = sorted(set(learners) - set(policies))
     if unknown:
         raise ConfigError(f"learners for unknown arms {unknown}; arms: {sorted(policies)}")
     sim = Simulator(world, dict(policies), arms=arms, seed=seed, daily=True)
     result = LoopResult(sim.kpis, sim.arms, sim.arm_names, updates={a: [] for a in learners}, simulator=sim)
-    t_train = t_history = 0.0
+    t_train = t_history = t_read = 0.0
+    cpu = {"training": 0.0, "history": 0.0, "reading_events": 0.0}  # process CPU seconds (load-robust)
     distinct = list({id(lr): lr for lr in learners.values()}.values())
     arm_of = {id(lr): [a for a, x in learners.items() if x is lr] for lr in distinct}
     histories = list({id(h): h for p in policies.values()
                       if isinstance(h := getattr(p, "history", None), UserHistory)}.values())  # fmt: skip
     items = world.catalogue.items
+    read_at = int(store.watermark())  # type: ignore[attr-defined]
+    batch_since = read_at
+    pending: list[pd.DataFrame] = []  # windows read since the learners' last update
 
     def hook(w: WindowResult) -> None:
-        nonlocal t_train, t_history
+        nonlocal t_train, t_history, t_read, read_at, batch_since
         result.windows.append(w)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
+        last = int(store.watermark())  # type: ignore[attr-defined]
+        fresh = None
+        if last > read_at:  # one read of the window's events for every history and learner
+            fresh = load_events(store, items, since_event_id=read_at, until_event_id=last, runs="all")
+            pending.append(fresh)
+        t_read += time.perf_counter() - t0
+        cpu["reading_events"] += time.process_time() - c0
+        t0, c0 = time.perf_counter(), time.process_time()
         for h in histories:
-            h.catch_up(store, items)
+            if fresh is not None and h.watermark == read_at:
+                h.update(fresh)
+                h.watermark = last
+            else:
+                h.catch_up(store, items)
+        read_at = last
         t_history += time.perf_counter() - t0
+        cpu["history"] += time.process_time() - c0
         if len(result.windows) % update_every == 0:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
+            batch = None
+            if pending:
+                frame = pending[0] if len(pending) == 1 else pd.concat(pending, ignore_index=True)
+                batch = EventBatch(frame, batch_since, last)
+            pending.clear()
+            batch_since = last
             for lr in distinct:
-                rep = lr.update(store)
+                rep = lr.update(store, batch)
                 if rep is not None:
                     for a in arm_of[id(lr)]:
                         result.updates[a].append(rep)
             t_train += time.perf_counter() - t0
+            cpu["training"] += time.process_time() - c0
         if on_window is not None:
             on_window(w)
 
-    t0 = time.perf_counter()
+    t0, c_all = time.perf_counter(), time.process_time()
     # one run of the store; the loop's users are the world's, so their ids are kept as they are
     with store.begin_run(  # type: ignore[attr-defined]
         seed=seed, policy=",".join(sim.arm_names), command="loop", on_existing="append", shared_users=True
@@ -114,7 +150,15 @@ def run_loop(
         result.run_id = run.run_id
         result.days = list(sim.iter_days(StoreSink(run), days, on_window=hook, first_day=first_day))
     total = time.perf_counter() - t0
+    cpu_total = time.process_time() - c_all
+    cpu_rest = cpu_total - sum(cpu.values()) - sim.cpu_scoring
+    scoring = sim.seconds_scoring
     result.seconds = {"total": round(total, 2), "training": round(t_train, 2),
-                      "history": round(t_history, 2),
-                      "simulation_and_scoring": round(total - t_train - t_history, 2)}  # fmt: skip
+                      "history": round(t_history, 2), "reading_events": round(t_read, 2),
+                      "scoring": round(scoring, 2),
+                      "simulation": round(total - t_train - t_history - t_read - scoring, 2),
+                      "simulation_and_scoring": round(total - t_train - t_history - t_read, 2),
+                      "cpu_total": round(cpu_total, 2), "cpu_scoring": round(sim.cpu_scoring, 2),
+                      "cpu_simulation": round(cpu_rest, 2)}  # fmt: skip
+    result.seconds |= {f"cpu_{k}": round(v, 2) for k, v in cpu.items()}
     return result
