@@ -43,6 +43,9 @@ app.command("evaluate")(evaluate)
 from intentrank.cli.run import run  # noqa: E402
 
 app.command("run")(run)
+from intentrank.cli.abtest import abtest  # noqa: E402
+
+app.command("abtest")(abtest)
 from intentrank.cli.serve import serve  # noqa: E402
 
 app.command("serve")(serve)
