@@ -26,7 +26,9 @@ def tiny_config(
     ab = {"name": "tiny", "users": 600, "days": 2, "window_min": 480, "live_items": 400,
           "calibration_splits": 30, "mde_warn": 10.0, "arms": arms, **abtest}  # fmt: skip
     sim = {**SMALL_SIM, **(simulator or {})}
-    return load_config(None, overrides={"ranker": SMALL_RANKER, "simulator": sim, "experiment": {"abtest": ab}})
+    return load_config(
+        None, overrides={"ranker": SMALL_RANKER, "simulator": sim, "experiment": {"abtest": ab}}
+    )
 
 
 def pool_for(cfg: IntentRankConfig):

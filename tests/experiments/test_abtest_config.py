@@ -110,7 +110,8 @@ def test_cli_bad_config_exits_2_with_one_line_before_anything_runs(tmp_path: Pat
 
 def test_cli_check_warns_about_power_and_prints_the_plan(tmp_path: Path) -> None:
     res = CliRunner().invoke(
-        app, ["abtest", "--config", str(ROOT / "configs" / "paper_comparison.yaml"), "--users", "600", "--check"]
+        app,
+        ["abtest", "--config", str(ROOT / "configs" / "paper_comparison.yaml"), "--users", "600", "--check"],
     )
     assert res.exit_code == 0, res.output
     assert "warning: experiment.abtest.users: too few users for any power" in res.output

@@ -14,10 +14,20 @@ import json
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from intentrank.cli.common import check_output_dir, user_errors
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """``{"a": {"b": 1}}`` → ``[("a.b", 1)]`` (lists and scalars are leaves)."""
+    out: list[tuple[str, Any]] = []
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        out += _flatten(v, key + ".") if isinstance(v, dict) and v else [(key, v)]
+    return out
 
 
 @user_errors
@@ -26,20 +36,32 @@ def abtest(
     out: Path = typer.Option(Path("runs/abtest"), "--out", help="Output folder."),
     pareto: Path | None = typer.Option(None, "--pareto", help="The tuner's pareto.json, for the report."),
     ope: Path | None = typer.Option(None, "--ope", help="Off-policy estimates (intentrank ope --out)."),
+    world: Path | None = typer.Option(
+        None, "--world", help="A simulator preset (its 'simulator' section goes over the config's)."
+    ),
     users: int | None = typer.Option(None, "--users", min=2, help="Override experiment.abtest.users."),
     days: int | None = typer.Option(None, "--days", min=1, help="Override experiment.abtest.days."),
     seed: int | None = typer.Option(None, "--seed", min=0, help="Override the master seed."),
     check: bool = typer.Option(False, "--check", help="Only check the experiment; run nothing."),
 ) -> None:
     """Run an A/B(/n) experiment in the simulator's closed loop and write results.json and report.html."""
-    from intentrank.config import load_config
-    from intentrank.errors import IntentRankError
+    from intentrank.config import load_config, read_config_file
+    from intentrank.errors import ConfigError, IntentRankError
     from intentrank.experiments.abtest import format_table, plan_experiment, run_abtest
     from intentrank.experiments.report import _read_json
 
+    flags = []
+    if world is not None:
+        preset = read_config_file(world)
+        if set(preset) - {"simulator"}:
+            raise ConfigError(
+                f"{world}: a world preset holds only a 'simulator' section, not {sorted(preset)}"
+            )
+        flags = [(k, v, f"--world {world}") for k, v in _flatten(preset)]
     cfg = load_config(
         config,
         [
+            *flags,
             ("experiment.abtest.users", users, "--users"),
             ("experiment.abtest.days", days, "--days"),
             ("seed", seed, "--seed"),

@@ -673,13 +673,18 @@ def _run(
                 pre_sim = Simulator(world, get_policy("random"), seed=cfg.seed)
                 pre_kpis = pre_sim.run(StoreSink(run), days=ab.log_days)
             log = load_events(store, runs=[run.run_id])
+            train_log = log
+            if ab.initial_users is not None and ab.initial_users < ab.users:
+                rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x1A1]))
+                keep = rng.choice(ab.users, ab.initial_users, replace=False)
+                train_log = log[log["user_id"].isin(keep)].reset_index(drop=True)
             watermark = int(store.watermark())
             pre = pre_kpis.frame()
             seconds["pre_period"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()
-            say(f"[2/4] initial models on {len(log):,} logged impressions")
-            policies, learners, info = _build_policies(plan, cfg, log, cat.items, watermark, log, say)
+            say(f"[2/4] initial models on {len(train_log):,} logged impressions")
+            policies, learners, info = _build_policies(plan, cfg, train_log, cat.items, watermark, log, say)
             seconds["initial_training"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()

@@ -149,6 +149,12 @@ class ABTestConfig(BaseModel):
         "arm exceeds this (too few users for any power).",
     )
     initial_epochs: int = Field(2, ge=1, description="Epochs of each arm's first training on the log.")
+    initial_users: int | None = Field(
+        None,
+        ge=1,
+        description="Train the initial models on the logged rows of this many random users (None: all); "
+        "bounds the cost of the first training, which every distinct recipe pays.",
+    )
     online_epochs: int = Field(1, ge=1, description="Epochs of each online update.")
 
     @model_validator(mode="after")
