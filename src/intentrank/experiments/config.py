@@ -116,15 +116,15 @@ class ABTestConfig(BaseModel):
     control: str = Field("control", min_length=1, description="Name of the control arm.")
     aa: bool = Field(True, description="Add an A/A copy of control named '<control>_aa' (same share).")
     arms: list[ArmConfig] = Field(default_factory=list, description="The arms (control among them).")
-    users: int = Field(3_000, ge=2, description="Users in the experiment (the loop's world).")
+    users: int = Field(4_000, ge=2, description="Users in the experiment (the loop's world).")
     days: int = Field(2, ge=1, description="Days of the loop.")
     log_days: int = Field(1, ge=1, description="Days of the random logging phase before (the pre-period).")
     window_min: float = Field(
-        120.0, gt=0, le=1440, description="Simulated minutes per loop window (overrides simulator.living)."
+        360.0, gt=0, le=1440, description="Simulated minutes per loop window (overrides simulator.living)."
     )
     live_items: int = Field(1_500, ge=1, description="Items live at any moment (overrides simulator.living).")
-    update_every: int = Field(2, ge=1, description="Windows between two updates of the online learners.")
-    replay_events: int = Field(20_000, ge=0, description="Recent rows replayed with each online update.")
+    update_every: int = Field(1, ge=1, description="Windows between two updates of the online learners.")
+    replay_events: int = Field(5_000, ge=0, description="Recent rows replayed with each online update.")
     rl_every: int = Field(
         1,
         ge=1,
@@ -148,7 +148,7 @@ class ABTestConfig(BaseModel):
         description="Warn before running when the expected relative MDE of clicks per user in the smallest "
         "arm exceeds this (too few users for any power).",
     )
-    initial_epochs: int = Field(2, ge=1, description="Epochs of each arm's first training on the log.")
+    initial_epochs: int = Field(1, ge=1, description="Epochs of each arm's first training on the log.")
     initial_users: int | None = Field(
         None,
         ge=1,
