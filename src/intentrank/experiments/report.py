@@ -298,7 +298,8 @@ def write_report(
     # KPI table
     parts.append("<h2>KPIs vs control (relative change, 95% CI)</h2><table><tr><th class='l'>metric</th>"
                  "<th class='l'>arm</th><th>control</th><th>arm</th><th>change</th><th>95% CI</th><th>p</th>"
-                 "<th>p adj.</th><th>MDE</th><th class='l'>note</th></tr>")  # fmt: skip
+                 "<th>p adj.</th><th>MDE</th><th>CUPED var. ratio</th>"
+                 "<th class='l'>note</th></tr>")  # fmt: skip
     for m in METRICS:
         for r in table[table["metric"] == m].itertuples(index=False):
             sig = bool(r.significant_adjusted)
@@ -310,10 +311,12 @@ def write_report(
                 f"<tr class='{cls}'><td class='l'>{_e(m)}</td><td class='l'>{_e(r.arm)}</td>"
                 f"<td>{_fmt(r.control)}</td><td>{_fmt(r.treatment)}</td><td>{_fmt(r.rel_value, True)}</td>"
                 f"<td>{ci}</td><td>{_fmt(r.rel_p_value)}</td><td>{_fmt(r.p_adjusted)}</td>"
-                f"<td>{_fmt(r.mde_rel)}</td><td class='l note'>{_e(note)}</td></tr>"
+                f"<td>{_fmt(r.mde_rel)}</td><td>{_fmt(r.variance_ratio)}</td>"
+                f"<td class='l note'>{_e(note)}</td></tr>"
             )
     parts.append("</table><p class='note'>Green/red: significant after the correction. MDE: the relative "
-                 "change detectable with 80% power at this size.</p>")  # fmt: skip
+                 "change detectable with 80% power at this size. CUPED variance ratio: Var(adjusted "
+                 "difference) / Var(unadjusted): 0.5 = the precision of twice the users.</p>")  # fmt: skip
     # interval plots
     parts.append("<h2>Interval plots</h2><div class='grid'>")
     for m in METRICS:
