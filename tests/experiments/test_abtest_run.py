@@ -126,3 +126,22 @@ def test_report_renders_its_plots_offline_in_headless_chromium(run, tmp_path: Pa
     assert info["ok"], info
     assert info["svgs"] >= len(METRICS) + 4 and info["network"] == []
     assert (tmp_path / "shot.png").stat().st_size > 50_000
+
+
+def test_report_shows_the_tuners_frontier_and_ope_beside_the_ab(run, tmp_path: Path) -> None:
+    from intentrank.errors import IntentRankError
+    from intentrank.experiments.report import write_report
+
+    res, _ = run
+    rows = [{"params": {"w": w}, "heavy_cb": 2.0 - w, "clicks": 3.0 - w, "conversions": 0.2, "pareto": True}
+            for w in (0.2, 0.5, 0.9)]  # fmt: skip
+    pareto = {"pareto": rows, "trials": rows, "pick": rows[1]}
+    ctr = res.levels["truth"]["ctr"]
+    est = {"kpi": "ctr", "estimator": "snips", "value": 0.1, "ci_low": 0.09, "ci_high": 0.11}
+    ope = {"policy": "truth_formula", "logging_policy": "random", "impressions": 1000, "estimates": [est]}
+    text = write_report(res, tmp_path / "r.html", pareto=pareto, ope=ope).read_text()
+    assert "Pareto frontier" in text and "no tuner result given" not in text
+    assert "A/B arm: <b>truth</b>" in text and f"{ctr:.4g}</td>" in text
+    (tmp_path / "bad.json").write_text('[{"params": {}, "clicks": 1}]')
+    with pytest.raises(IntentRankError, match="every row needs heavy_cb"):
+        write_report(res, tmp_path / "r2.html", pareto=tmp_path / "bad.json")

@@ -228,25 +228,56 @@ def _table_html(
     return "".join(out)
 
 
-def _ope_section(ope: Any, levels: Mapping[str, Mapping[str, float]]) -> str:
-    """Off-policy estimates as rows; where a row names an arm (``policy`` or ``arm``) and a metric (default
-    CTR), the A/B's on-policy value of that arm goes beside it."""
-    rows: list[dict[str, Any]]
-    if isinstance(ope, list):
-        rows = [r for r in ope if isinstance(r, dict)]
-    elif isinstance(ope, dict):
-        found = next((ope[k] for k in ("estimates", "rows", "results") if isinstance(ope.get(k), list)), None)
-        rows = [r for r in found if isinstance(r, dict)] if found is not None else []
-        if not rows:
-            return "<pre>" + _e(json.dumps(ope, indent=1, default=str)[:20000]) + "</pre>"
-    else:
-        return "<p class='note'>unreadable OPE input</p>"
-    for r in rows:
-        arm = r.get("arm") or r.get("policy")
-        metric = r.get("metric", "ctr")
-        if isinstance(arm, str) and arm in levels and metric in levels[arm]:
-            r["a/b (on-policy)"] = levels[arm][metric]
-    return _table_html(rows)
+#: On-policy value of each OPE KPI from the A/B's per-user table: (numerator, denominator) columns.
+OPE_KPIS: dict[str, tuple[str, str]] = {
+    "ctr": ("clicks", "impressions"),
+    "clicks_per_slate": ("clicks", "slates"),
+    "conversion_rate": ("conversions", "impressions"),
+    "conversions_per_slate": ("conversions", "slates"),
+}
+
+
+def _on_policy(per_user: Any, arm: str, kpi: str) -> float | None:
+    if kpi not in OPE_KPIS or per_user is None:
+        return None
+    f = per_user[per_user["arm"] == arm]
+    num, den = OPE_KPIS[kpi]
+    if num not in f or den not in f or not float(f[den].sum()):
+        return None
+    return float(f[num].sum() / f[den].sum())
+
+
+def _ope_section(ope: Any, result: ABTestResult) -> str:
+    """Off-policy estimates (``intentrank ope --out``'s JSON, one policy, or a list of them) as rows; where
+    the estimated policy is an arm (by arm name, or the registry policy of a reference arm) the A/B's
+    on-policy value of the KPI goes beside the estimate."""
+    payloads = ope if isinstance(ope, list) else [ope]
+    by_policy = {p.name: p.name for p in result.plan.arms}
+    for p in result.plan.arms:  # a reference arm served as its registry policy is that policy
+        if p.config.policy and not p.config.mitigation and p.copy_of is None:
+            by_policy.setdefault(p.config.policy, p.name)
+    out = []
+    for payload in payloads:
+        if not isinstance(payload, dict) or not isinstance(payload.get("estimates"), list):
+            out.append("<pre>" + _e(json.dumps(payload, indent=1, default=str)[:20000]) + "</pre>")
+            continue
+        policy = str(payload.get("policy", ""))
+        arm = by_policy.get(policy)
+        head = f"policy <b>{_e(policy)}</b> from the log of {_e(payload.get('logging_policy', '?'))}"
+        head += f" ({payload.get('impressions', '?')} impressions)"
+        head += f"; A/B arm: <b>{_e(arm)}</b>" if arm else "; not an arm of this A/B"
+        rows = []
+        for r in payload["estimates"]:
+            if not isinstance(r, dict):
+                continue
+            row = dict(r)
+            if arm is not None:
+                row["a/b (on-policy)"] = _on_policy(
+                    result.per_user, arm, str(r.get("kpi", r.get("metric", "")))
+                )
+            rows.append(row)
+        out.append(f"<p>{head}</p>" + _table_html(rows))
+    return "".join(out)
 
 
 def write_report(
@@ -366,7 +397,7 @@ def write_report(
     if ope is None:
         parts.append("<p class='note'>no OPE result given (intentrank abtest --ope FILE)</p>")
     else:
-        parts.append(_ope_section(ope, levels))
+        parts.append(_ope_section(ope, result))
     parts.append("</body></html>")
     path = Path(path)
     path.write_text("\n".join(parts), encoding="utf-8")
