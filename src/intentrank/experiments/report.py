@@ -349,7 +349,9 @@ def write_report(
                  "change detectable with 80% power at this size. CUPED variance ratio: Var(adjusted "
                  "difference) / Var(unadjusted): 0.5 = the precision of twice the users.</p>")  # fmt: skip
     # interval plots
-    parts.append("<h2>Interval plots</h2><div class='grid'>")
+    parts.append("<h2>Interval plots</h2><p class='note'>Relative change vs control with its 95% CI; "
+                 "green/red where the interval excludes 0 (before the correction: see p adj.).</p>"
+                 "<div class='grid'>")  # fmt: skip
     for m in METRICS:
         parts.append(f"<figure class='interval'>{interval_plot(table, m)}</figure>")
     parts.append("</div>")
