@@ -52,6 +52,9 @@ app.command("ope")(ope)
 from intentrank.cli.tune import tune  # noqa: E402
 
 app.command("tune")(tune)
+from intentrank.cli.abtest import abtest  # noqa: E402
+
+app.command("abtest")(abtest)
 from intentrank.cli.serve import serve  # noqa: E402
 
 app.command("serve")(serve)
