@@ -140,7 +140,7 @@ def test_serving_history_equals_user_history() -> None:
         ts = t + np.sort(rng.uniform(0, 50_000, n))
         t = ts[-1]
         click = rng.random(n) < 0.3
-        ev = pd.DataFrame({"user_id": rng.integers(0, 40, n), "ts": ts,
+        ev = pd.DataFrame({"user_id": rng.integers(0, 40, n), "ts": ts, "item_id": rng.integers(0, 30, n),
                            "topic": topics[rng.integers(0, 4, n)], "click": click,
                            "bounce": click & (rng.random(n) < 0.3),
                            "dwell_s": np.where(click, rng.uniform(0, 90, n), 0.0)})  # fmt: skip
@@ -149,8 +149,9 @@ def test_serving_history_equals_user_history() -> None:
         q_users = rng.integers(0, 50, 200)  # some never seen
         q_topics = topics[rng.integers(0, 4, 200)]
         q_ts = np.full(200, t + 100.0)
-        got = fast.features(q_users, q_topics, q_ts)
-        pd.testing.assert_frame_equal(got, ref.features(q_users, q_topics, q_ts))
+        q_items = rng.integers(-1, 40, 200)  # some never seen
+        got = fast.features(q_users, q_topics, q_ts, q_items)
+        pd.testing.assert_frame_equal(got, ref.features(q_users, q_topics, q_ts, q_items))
         np.testing.assert_array_equal(fast.last_day(q_users), ref.last_day(q_users))
     assert len(fast) == len(ref)
     assert fast.trim(10) == len(ref) - 10 and len(fast) == 10

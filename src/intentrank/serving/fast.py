@@ -39,7 +39,10 @@ from intentrank.ranking.outputs import natural_units
 #: Request columns whose value is the same for every candidate of one request.
 _CONSTANT = {"user_id", "slate_index", "position", "day", "ts", "hour"}
 #: History columns that depend on the candidate's topic (the rest are per-user totals).
-_PER_TOPIC = {"user_topic_clicks", "user_topic_reads"}
+_PER_TOPIC = {"user_topic_clicks", "user_topic_reads", "user_topic_impressions", "user_topic_ctr"}
+#: History columns of the candidate item itself (its track record over all users).
+_PER_ITEM = {c for c in HISTORY_COLUMNS if c.startswith("item_")}
+_PER_CANDIDATE = _PER_TOPIC | _PER_ITEM
 #: Rows per pass when precomputing the item side (bounds memory).
 _CHUNK = 8_192
 
@@ -104,9 +107,9 @@ class PreparedItems:
             if j not in x0_of_dense:
                 continue  # not fed to the main network (e.g. the shallow tower's input): zeroed in eval
             col = _Col(x0_of_dense[j], f.source, f.transform == "log1p", float(f.scale))
-            if f.source in _CONSTANT or (f.source in HISTORY_COLUMNS and f.source not in _PER_TOPIC):
+            if f.source in _CONSTANT or (f.source in HISTORY_COLUMNS and f.source not in _PER_CANDIDATE):
                 self.const_cols.append(col)
-            elif f.source == "item_age_h" or f.source in _PER_TOPIC:
+            elif f.source == "item_age_h" or f.source in _PER_CANDIDATE:
                 self.row_cols.append(col)
             else:
                 raise TypeError(f"dense feature {f.name!r} ({f.source}) is not supported by the fast path")
@@ -218,7 +221,7 @@ class PreparedItems:
                 assert self.history is not None
                 one = np.array([user_id])
                 h = _history_arrays(self.history, one, np.array(["?"], object), np.array([ts]))
-                ctx.update({c: float(h[c][0]) for c in HISTORY_COLUMNS if c not in _PER_TOPIC})
+                ctx.update({c: float(h[c][0]) for c in HISTORY_COLUMNS if c not in _PER_CANDIDATE})
             for c in self.const_cols:
                 vec[c.x0] = _transform(np.float64(ctx[c.source]), c)
         return vec
@@ -227,15 +230,13 @@ class PreparedItems:
         """(K, len(row_cols)) per-candidate request columns."""
         out = np.empty((len(items), len(self.row_cols)), np.float32)
         per_topic: dict[str, np.ndarray] = {}
-        if any(c.source in _PER_TOPIC for c in self.row_cols):
+        if any(c.source in _PER_CANDIDATE for c in self.row_cols):
             assert self.history is not None
-            codes = self.topic_code[items]
-            present, inv = np.unique(codes, return_inverse=True)
-            h = _history_arrays(
-                self.history, np.full(len(present), user_id, np.int64), self.topic_names[present],
-                np.full(len(present), ts),
+            n = len(items)
+            per_topic = _history_arrays(
+                self.history, np.full(n, user_id, np.int64), self.topic_names[self.topic_code[items]],
+                np.full(n, ts), items,
             )  # fmt: skip
-            per_topic = {c: np.asarray(h[c], np.float64)[inv] for c in _PER_TOPIC}
         for k, c in enumerate(self.row_cols):
             if c.source == "item_age_h":
                 assert self.publish_ts is not None
@@ -258,13 +259,16 @@ class PreparedItems:
             return self._forward(x0)
 
 
-def _history_arrays(history: Any, users: np.ndarray, topics: np.ndarray, ts: np.ndarray) -> Any:
+def _history_arrays(
+    history: Any, users: np.ndarray, topics: np.ndarray, ts: np.ndarray, items: np.ndarray | None = None
+) -> Any:
     """History columns by name: ``feature_arrays`` when the history has it (no DataFrame), else
-    ``features``."""
+    ``features`` (an item id of -1: an item never seen)."""
     fn = getattr(history, "feature_arrays", None)
     if fn is not None:
-        return fn(users, topics, ts)
-    f = history.features(users, topics, ts)
+        return fn(users, topics, ts, items)
+    items = np.full(len(users), -1, np.int64) if items is None else items
+    f = history.features(users, topics, ts, items)
     return {c: f[c].to_numpy(np.float64) for c in f.columns}
 
 

@@ -34,11 +34,11 @@ import torch
 from intentrank.ranking.config import HISTORY_COLUMNS
 from intentrank.ranking.features import SECONDS_PER_DAY
 from intentrank.ranking.history import (
-    CTR_PRIOR_CLICKS,
-    CTR_PRIOR_IMPRESSIONS,
-    MAX_HOURS_SINCE_CLICK,
+    ITEM_SUMS,
     UserHistory,
+    _assemble,
     _check,
+    _item_values,
     _outcomes,
 )
 from intentrank.ranking.models.multitask import MultiTaskRanker
@@ -102,9 +102,11 @@ class SharedHistory(UserHistory):
             super().update(events)
         return self
 
-    def features(self, user_ids: np.ndarray, candidate_topics: np.ndarray, ts: np.ndarray) -> Any:
+    def features(
+        self, user_ids: np.ndarray, candidate_topics: np.ndarray, ts: np.ndarray, item_ids: np.ndarray
+    ) -> Any:
         with self._lock:
-            return super().features(user_ids, candidate_topics, ts)
+            return super().features(user_ids, candidate_topics, ts, item_ids)
 
     def trim(self, max_users: int) -> int:
         """Keep the ``max_users`` most recently active users (by last active day, then last click);
@@ -133,8 +135,9 @@ class ServingHistory:
         >>> import pandas as pd
         >>> h = ServingHistory()
         >>> _ = h.update(pd.DataFrame({"user_id": [1, 1], "ts": [0.0, 10.0], "topic": ["tech", "sport"],
-        ...     "click": [True, False], "bounce": [False, False], "dwell_s": [60.0, 0.0]}))
-        >>> f = h.features(np.array([1, 2]), np.array(["tech", "tech"]), np.array([3600.0, 3600.0]))
+        ...     "item_id": [0, 1], "click": [True, False], "bounce": [False, False], "dwell_s": [60.0, 0.0]}))
+        >>> f = h.features(np.array([1, 2]), np.array(["tech", "tech"]), np.array([3600.0, 3600.0]),
+        ...     np.array([0, 0]))
         >>> f[["user_topic_reads", "user_impressions", "hours_since_last_click"]].to_numpy().tolist()
         [[1.0, 2.0, 1.0], [0.0, 0.0, 720.0]]
     """
@@ -145,8 +148,10 @@ class ServingHistory:
         self._lock = threading.Lock()
         #: user -> [impressions, clicks, last_click_ts, active_days, last_day]
         self._users: OrderedDict[int, list[float]] = OrderedDict()
-        #: user -> topic -> [clicks, reads]
+        #: user -> topic -> [impressions, clicks, reads]
         self._topics: dict[int, dict[str, list[float]]] = {}
+        #: item id -> ITEM_SUMS (impressions, clicks, reads, bounces, Σ log1p dwell of clicks), all users
+        self._items = np.zeros((0, len(ITEM_SUMS)))
         self.events = 0
 
     def __len__(self) -> int:
@@ -172,7 +177,8 @@ class ServingHistory:
         days_of: dict[int, list[int]] = {}
         for k, d in zip((pair >> 32).tolist(), ((pair & 0xFFFFFFFF) + d0).tolist(), strict=True):
             days_of.setdefault(k, []).append(d)
-        ci = np.flatnonzero(click)
+        item = events["item_id"].to_numpy(np.int64)
+        item_values = _item_values(events, click, read)
         with self._lock:
             for k, u in enumerate(uniq.tolist()):
                 row = self._users.get(u)
@@ -187,10 +193,16 @@ class ServingHistory:
                 new_days = [d for d in days_of[k] if d > prev_last_day]
                 row[3] += len(new_days)
                 row[4] = max(prev_last_day, float(max(days_of[k])))
-            for j in ci.tolist():
-                t = self._topics.setdefault(int(user[j]), {}).setdefault(topic[j], [0.0, 0.0])
+            for u, tp, c, r in zip(user.tolist(), topic.tolist(), click.tolist(), read.tolist(), strict=True):
+                t = self._topics.setdefault(u, {}).setdefault(tp, [0.0, 0.0, 0.0])
                 t[0] += 1.0
-                t[1] += float(read[j])
+                t[1] += float(c)
+                t[2] += float(r)
+            if len(item) and item.max() >= len(self._items):
+                grown = np.zeros((int(item.max()) + 1, len(ITEM_SUMS)))
+                grown[: len(self._items)] = self._items
+                self._items = grown
+            np.add.at(self._items, item, item_values)
             while len(self._users) > self.max_users:
                 old, _ = self._users.popitem(last=False)
                 self._topics.pop(old, None)
@@ -221,14 +233,20 @@ class ServingHistory:
         return self._rows(np.asarray(user_ids, np.int64))[:, 2]
 
     def feature_arrays(
-        self, user_ids: np.ndarray, candidate_topics: np.ndarray, ts: np.ndarray
+        self,
+        user_ids: np.ndarray,
+        candidate_topics: np.ndarray,
+        ts: np.ndarray,
+        item_ids: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """:meth:`features` as a dict of (N,) float64 arrays (no DataFrame: the request path's form)."""
+        """:meth:`features` as a dict of (N,) float64 arrays (the request path's form); without
+        ``item_ids`` the item columns are those of an item never seen."""
         user_ids = np.asarray(user_ids, np.int64)
         topics = np.asarray(candidate_topics, object)
         ts = np.broadcast_to(np.asarray(ts, np.float64), user_ids.shape)
         rows = self._rows(user_ids)
-        tv = np.zeros((len(user_ids), 2))
+        tv = np.zeros((len(user_ids), 3))
+        item_sums = np.zeros((len(user_ids), len(ITEM_SUMS)))
         with self._lock:
             for k, (u, t) in enumerate(zip(user_ids.tolist(), topics.tolist(), strict=True)):
                 got = self._topics.get(u)
@@ -236,24 +254,24 @@ class ServingHistory:
                     hit = got.get(str(t))
                     if hit is not None:
                         tv[k] = hit
-        clicks, imps, last = rows[:, 1], rows[:, 0], rows[:, 2]
-        with np.errstate(invalid="ignore"):
-            hours = np.where(np.isfinite(last), (ts - last) / 3600.0, MAX_HOURS_SINCE_CLICK)
-        cols = {
-            "user_topic_clicks": tv[:, 0],
-            "user_topic_reads": tv[:, 1],
-            "user_clicks": clicks,
-            "user_impressions": imps,
-            "user_ctr": (clicks + CTR_PRIOR_CLICKS) / (imps + CTR_PRIOR_IMPRESSIONS),
-            "hours_since_last_click": np.clip(hours, 0.0, MAX_HOURS_SINCE_CLICK),
-            "user_active_days": rows[:, 3],
-        }
-        return {c: np.asarray(cols[c], np.float64) for c in HISTORY_COLUMNS}
+            if item_ids is not None:
+                ids = np.asarray(item_ids, np.int64)
+                seen = (ids >= 0) & (ids < len(self._items))
+                item_sums[seen] = self._items[ids[seen]]
+        # the one formula of the columns (ranking.history), from this history's sums
+        f = _assemble(tv, rows[:, 1], rows[:, 0], rows[:, 2], ts, rows[:, 3], item_sums)
+        return {c: f[c].to_numpy(np.float64) for c in HISTORY_COLUMNS}
 
-    def features(self, user_ids: np.ndarray, candidate_topics: np.ndarray, ts: np.ndarray) -> Any:
-        """The :data:`HISTORY_COLUMNS` of (user, candidate topic) pairs at request times ``ts`` (all (N,)),
+    def features(
+        self,
+        user_ids: np.ndarray,
+        candidate_topics: np.ndarray,
+        ts: np.ndarray,
+        item_ids: np.ndarray | None = None,
+    ) -> Any:
+        """The :data:`HISTORY_COLUMNS` of (user, candidate) pairs at request times ``ts`` (all (N,)),
         as ``UserHistory.features`` gives them."""
-        return pd.DataFrame(self.feature_arrays(user_ids, candidate_topics, ts))
+        return pd.DataFrame(self.feature_arrays(user_ids, candidate_topics, ts, item_ids))
 
 
 # -- 2. filtering ----------------------------------------------------------------------------------------
