@@ -345,13 +345,13 @@ class AligningLearner:
         self.alignments.append(rep.as_dict() if rep is not None else {})
         self.align_seconds += time.perf_counter() - t0
 
-    def update(self, store: Any) -> UpdateReport | None:
-        rep = self.inner.update(store)
+    def update(self, store: Any, batch: Any = None) -> UpdateReport | None:
+        rep = self.inner.update(store, batch)
         if rep is None:
             return None
         self.updates += 1
         if self.updates % self.every == 0:
-            recent = self.inner._replay  # the rows it just trained on (bounded)
+            recent = self.inner.last_contexts  # the contexts of the rows it just learned from
             if recent is not None and len(recent):
                 self.align_and_publish(recent)
         return rep

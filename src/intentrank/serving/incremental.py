@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 
 from intentrank.errors import ConfigError
+from intentrank.ranking.candidates import CONTEXT_COLUMNS
 from intentrank.ranking.events import load_events
 from intentrank.ranking.history import UserHistory, history_columns_needed, history_features_for_events
 from intentrank.ranking.labels import make_labels
@@ -153,6 +154,8 @@ class IncrementalTrainer:
         self.watermark = int(watermark)
         self.runs = runs
         self._replay: EncodedEvents | None = None
+        #: the (user_id, ts, slate_index) contexts of the last update's new rows (e.g. for RL alignment)
+        self.last_contexts: pd.DataFrame | None = None
         self._spare: MultiTaskRanker | None = None  # the model the last swap retired (double buffer)
         self._text_ids = pd.Index([], dtype=np.int64)  # item ids with a row in _text_table
         self._text_table: torch.Tensor | None = None
@@ -257,6 +260,7 @@ class IncrementalTrainer:
                 keep = np.arange(n - self.replay_events, n) if n > self.replay_events else None
                 self._replay = buf if keep is None else buf.subset(keep)
         self.watermark = last
+        self.last_contexts = new[[c for c in CONTEXT_COLUMNS if c in new.columns]]
         if self.history is not None:
             self.history.update(new)
         rec = tr.history_[-1] if tr.history_ else {}
