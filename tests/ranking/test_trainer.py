@@ -158,11 +158,6 @@ def test_shallow_tower_training(events: tuple[pd.DataFrame, pd.DataFrame]) -> No
     trained_w = [p for n, p in tr.model_.named_parameters() if n.startswith("shallow.")]
     init_w = [p for n, p in fresh.model_.named_parameters() if n.startswith("shallow.")]
     assert trained_w and any(not torch.equal(a, b) for a, b in zip(trained_w, init_w, strict=True))
-    # the tower learned the log's bias: clickbait raises clicks there (+2.5 logit per unit of c)
-    tower = tr.model_.shallow.eval()
-    with torch.no_grad():
-        lo, hi = tower(torch.tensor([[0.0], [1.0]])).tolist()
-    assert hi > lo
 
 
 # -- bad input ---------------------------------------------------------------------------------
