@@ -101,6 +101,8 @@ def test_page_in_headless_chromium(demo_state: ServiceState, tmp_path: Path) -> 
             target = items()[2]
             slate_id = int(target.get_attribute("data-slate-id"))
             item_id = int(target.get_attribute("data-item-id"))
+            # into the middle of the viewport first: the sticky header would take a click at the top edge
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", target)
             target.click()
             wait.until(lambda d: "acknowledged" in target.text)
             driver.save_screenshot(str(tmp_path / "demo.png"))
