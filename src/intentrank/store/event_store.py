@@ -35,7 +35,6 @@ from intentrank.store.files import (
     RunSelection,
     Shard,
     Skipped,
-    check_shard,
     legacy_run,
     parquet_paths,
     parquet_runs,
@@ -46,6 +45,7 @@ from intentrank.store.files import (
     runs_metadata,
     select_run_ids,
     warn_skipped,
+    window_conditions,
     write_parquet_atomic,
 )
 from intentrank.store.schema import (
@@ -645,17 +645,7 @@ class EventStore:
         days: list[int] | None = None,
         shard: Shard | None = None,
     ) -> list[str]:
-        where = []
-        if since_event_id is not None:
-            where.append(f"event_id > {int(since_event_id)}")
-        if until_event_id is not None:
-            where.append(f"event_id <= {int(until_event_id)}")
-        if days is not None:
-            where.append(f"day IN ({', '.join(str(int(d)) for d in days) or 'NULL'})")
-        shard = check_shard(shard)
-        if shard is not None:
-            where.append(f"user_id % {shard[1]} = {shard[0]}")
-        return where
+        return window_conditions(since_event_id, until_event_id, days, shard)
 
     def _where(
         self,

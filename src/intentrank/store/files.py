@@ -272,6 +272,27 @@ def partition_columns(partition: str | list[str] | tuple[str, ...]) -> list[str]
     return cols
 
 
+def window_conditions(
+    since_event_id: int | None,
+    until_event_id: int | None,
+    days: list[int] | None = None,
+    shard: Shard | None = None,
+) -> list[str]:
+    """SQL conditions selecting an event-id window ``(since, until]``, the given days and a user shard
+    (``user_id % world == rank``): the one place both the store and the partitioned reader build them."""
+    where = []
+    if since_event_id is not None:
+        where.append(f"event_id > {int(since_event_id)}")
+    if until_event_id is not None:
+        where.append(f"event_id <= {int(until_event_id)}")
+    if days is not None:
+        where.append(f"day IN ({', '.join(str(int(d)) for d in days) or 'NULL'})")
+    shard = check_shard(shard)
+    if shard is not None:
+        where.append(f"user_id % {int(shard[1])} = {int(shard[0])}")
+    return where
+
+
 def check_shard(shard: Shard | None) -> Shard | None:
     """``(rank, world)`` with 0 ≤ rank < world, or DataError."""
     if shard is None:
@@ -366,15 +387,7 @@ def read_partitioned_events(
     all_runs = partitioned_runs(imp_dir)
     keep = select_run_ids(all_runs, runs, str(imp_dir))
     files, keys, _ = partition_files(imp_dir, days, keep)
-    where = []
-    if since_event_id is not None:
-        where.append(f"event_id > {int(since_event_id)}")
-    if until_event_id is not None:
-        where.append(f"event_id <= {int(until_event_id)}")
-    if days is not None:
-        where.append(f"day IN ({', '.join(str(int(d)) for d in days) or 'NULL'})")
-    if shard is not None:
-        where.append(f"user_id % {int(shard[1])} = {int(shard[0])}")
+    where = window_conditions(since_event_id, until_event_id, days, shard)
     skip_where = None
     if keep is not None:
         ids = ", ".join(str(i) for i in keep) or "NULL"
