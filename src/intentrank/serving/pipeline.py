@@ -245,20 +245,24 @@ class ServingHistory:
         topics = np.asarray(candidate_topics, object)
         ts = np.broadcast_to(np.asarray(ts, np.float64), user_ids.shape)
         rows = self._rows(user_ids)
-        tv = np.zeros((len(user_ids), 3))
         item_sums = np.zeros((len(user_ids), len(ITEM_SUMS)))
+        # look each distinct (user, topic) pair up once: a request's 1,000 candidates share a dozen topics
+        codes, names = pd.factorize(topics, use_na_sentinel=False)
+        pairs, inv = np.unique(np.c_[user_ids, codes], axis=0, return_inverse=True)
+        pair_sums = np.zeros((len(pairs), 3))
         with self._lock:
-            for k, (u, t) in enumerate(zip(user_ids.tolist(), topics.tolist(), strict=True)):
+            for k, (u, c) in enumerate(pairs.tolist()):
                 got = self._topics.get(u)
                 if got is not None:
-                    hit = got.get(str(t))
+                    hit = got.get(str(names[c]))
                     if hit is not None:
-                        tv[k] = hit
+                        pair_sums[k] = hit
             if item_ids is not None:
                 ids = np.asarray(item_ids, np.int64)
                 seen = (ids >= 0) & (ids < len(self._items))
                 item_sums[seen] = self._items[ids[seen]]
         # the one formula of the columns (ranking.history), from this history's sums
+        tv = pair_sums[inv.reshape(-1)]
         f = _assemble(tv, rows[:, 1], rows[:, 0], rows[:, 2], ts, rows[:, 3], item_sums)
         return {c: f[c].to_numpy(np.float64) for c in HISTORY_COLUMNS}
 
