@@ -81,6 +81,7 @@ def test_same_seed_same_trials_and_a_stored_study_re_picks(result, tmp_path: Pat
     repick = tune(load_config(None, overrides=loose), say=_quiet, progress=False, storage=db)
     assert [t.metrics for t in repick.trials] == [t.metrics for t in again.trials]
     assert all(t.feasible for t in repick.trials) and repick.pick is not None
+    assert repick.pick.metrics["conversions"] == max(t.metrics["conversions"] for t in repick.trials)
     # other settings than the stored study's: refused before anything runs
     other = TINY | {"tuner": TINY["tuner"] | {"trials": 2, "users": 81}}
     with pytest.raises(ConfigError, match="other tuner"):

@@ -97,4 +97,6 @@ def test_group_committer_groups_what_queues_during_a_commit() -> None:
     assert out == {k: k * 10 for k in range(12)}  # each got its own result
     assert sorted(k for g in groups for k in g) == list(range(12)) and len(groups) < 12  # shared commits
     submit(13)
-    assert isinstance(out[13], OSError)  # a failed transaction fails its batches
+    # a failed transaction fails its batches with the store's error, and no result is recorded for them
+    assert isinstance(out[13], OSError) and str(out[13]) == "disk full"
+    assert all(13 not in g for g in groups)
