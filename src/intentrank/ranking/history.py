@@ -124,9 +124,11 @@ def _pair_codes(
 def _assemble(
     topic: np.ndarray, clicks: np.ndarray, impressions: np.ndarray,
     last_click_ts: np.ndarray, ts: np.ndarray, active_days: np.ndarray, item: np.ndarray,
-) -> pd.DataFrame:  # fmt: skip
+    frame: bool = True,
+) -> Any:  # fmt: skip
     """The columns from the sums: ``topic`` (n, 3) impressions, clicks, reads of the (user, topic);
-    ``item`` (n, 5) the item's :data:`ITEM_SUMS`."""
+    ``item`` (n, 5) the item's :data:`ITEM_SUMS`. A DataFrame, or with ``frame=False`` a dict of arrays
+    (the serving request path: no DataFrame per request)."""
     hours = np.where(np.isfinite(last_click_ts), (ts - last_click_ts) / 3600.0, MAX_HOURS_SINCE_CLICK)
     user_ctr = (clicks + CTR_PRIOR_CLICKS) / (impressions + CTR_PRIOR_IMPRESSIONS)
     i_imp, i_clk, i_read, i_bounce, i_dwell = item.T
@@ -147,7 +149,8 @@ def _assemble(
         "item_mean_log_dwell": (i_dwell + DWELL_SHRINK * DWELL_PRIOR) / (i_clk + DWELL_SHRINK),
     }
     assert list(cols) == list(HISTORY_COLUMNS)
-    return pd.DataFrame({c: np.asarray(v, np.float64) for c, v in cols.items()})
+    out = {c: np.asarray(v, np.float64) for c, v in cols.items()}
+    return pd.DataFrame(out) if frame else out
 
 
 def history_features_for_events(

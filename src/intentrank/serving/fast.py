@@ -13,6 +13,12 @@ a model is published or the catalogue changes), and a request only
    candidate's topic; looked up per distinct topic, not per row),
 4. runs the backbone and the task towers once over the K rows under ``torch.inference_mode``.
 
+The first linear maps that read x0 (the DCN backbones' first cross layer and, in the parallel backbone,
+the deep network's first layer: a third of the default model's arithmetic) are split by linearity
+(:class:`SplitForward`): ``x0 W = x_item W`` (precomputed for every item with the item side, per model)
+``+ x_user W`` (once per request) ``+ x_rows W_rows`` (the few per-candidate request columns), so a request
+gathers the item rows' products instead of multiplying K × d by d × a. Exact up to float rounding.
+
 No pandas, no hashing of K rows, no per-row Python. The result equals
 :meth:`~intentrank.serving.ranker.RankerPolicy.predict` (the same x0, the same layers; checked by
 ``tests/serving/test_fast.py``). Models whose ``forward`` or ``inputs`` differ from
@@ -33,6 +39,8 @@ from intentrank.ranking.candidates import CONTEXT_COLUMNS, CandidateFeatures
 from intentrank.ranking.config import HISTORY_COLUMNS
 from intentrank.ranking.features import SECONDS_PER_DAY, hash_buckets
 from intentrank.ranking.history import UserHistory
+from intentrank.ranking.layers.cross import CrossLayerFull, CrossLayerLowRank, CrossLayerMixture
+from intentrank.ranking.models.backbones import DCNParallel, DCNStacked
 from intentrank.ranking.models.multitask import MultiTaskNet, MultiTaskRanker
 from intentrank.ranking.outputs import natural_units
 
@@ -75,9 +83,13 @@ class PreparedItems:
         model: the ranker (:func:`supports` must hold).
         rows: the table's :class:`CandidateFeatures` (item features already encoded) for ``model``'s spec.
         history: the users' history the per-request history columns come from (None: the spec reads none).
+        split: precompute the item side of x0's first linear maps (:class:`SplitForward`) when the
+            backbone allows it (costs n × a floats per model, e.g. 73 MB for 47k items by default).
     """
 
-    def __init__(self, model: MultiTaskRanker, rows: CandidateFeatures, history: UserHistory | None) -> None:
+    def __init__(
+        self, model: MultiTaskRanker, rows: CandidateFeatures, history: UserHistory | None, split: bool = True
+    ) -> None:
         if not supports(model):
             raise TypeError(f"{type(model).__name__} is not a plain MultiTaskRanker: use the generic path")
         self.model, self.rows, self.history = model, rows, history
@@ -123,12 +135,23 @@ class PreparedItems:
         self.publish_ts = rows._publish_ts
         with torch.inference_mode():
             self.x_item = self._item_side()
+            n_x = len(self.x_item)
             if model.shallow is not None:
                 zero = torch.zeros(1, int(model.shallow_idx.numel()))
                 self.bias = float(model.shallow(zero)[0])
             else:
                 self.bias = 0.0
         self._cols = torch.tensor([c.x0 for c in self.row_cols], dtype=torch.long)
+        self.split = SplitForward(model) if split and SplitForward.supports(model) else None
+        if self.split is not None:
+            with torch.inference_mode():
+                w = self.split.weight
+                self.z_item = torch.cat([self.x_item[s : s + _CHUNK] @ w for s in range(0, n_x, _CHUNK)])
+                self._w_rows = w.index_select(0, self._cols).contiguous()
+        # the request-side categorical features: their x0 positions and rows in the fused table
+        self._req_pos = torch.tensor(
+            [j * dim + k for j, _ in self.req_cat for k in range(dim)], dtype=torch.long
+        )
         self.text_slice = slice(emb_w, emb_w + text_w) if text_w else None
         self._prior: dict[str, np.ndarray] | None = None
         self._vectors: np.ndarray | None = None
@@ -155,11 +178,7 @@ class PreparedItems:
 
     def _forward(self, x0: torch.Tensor) -> dict[str, np.ndarray]:
         m = self.model
-        out = m.towers(m.backbone(x0))
-        if self.bias:
-            out = out + self.bias
-        res = natural_units({t: out[i] for i, t in enumerate(m.tasks)})
-        return {k: v.numpy().astype(np.float64) for k, v in res.items()}
+        return self._outputs(m.towers(m.backbone(x0)))
 
     def _item_side(self) -> torch.Tensor:
         """(n, d) x0 with the request-side columns zero."""
@@ -212,10 +231,8 @@ class PreparedItems:
                     ids.append(int(hash_buckets(np.array([v], np.int64), f.buckets)[0]))
                 else:
                     ids.append(min(max(int(v), 0), f.buckets - 1))
-            table = m.embedding.table.weight
-            offsets = m.embedding.offsets
-            for (j, _), b in zip(self.req_cat, ids, strict=True):
-                vec[j * self.dim : (j + 1) * self.dim] = table[int(offsets[j]) + b]
+            rows = m.embedding.offsets[[j for j, _ in self.req_cat]] + torch.tensor(ids)
+            vec[self._req_pos] = m.embedding.table.weight.index_select(0, rows).reshape(-1)
         if self.const_cols:
             if self._needs_history:
                 assert self.history is not None
@@ -253,10 +270,100 @@ class PreparedItems:
         items = np.asarray(items, np.int64)
         with torch.inference_mode():
             vec = self._request_vector(int(user_id), int(slate_index), float(ts), int(day))
-            x0 = self.x_item.index_select(0, torch.from_numpy(items)).add_(vec)
-            if self.row_cols:
-                x0[:, self._cols] = torch.from_numpy(self._row_values(int(user_id), items, float(ts)))
-            return self._forward(x0)
+            idx = torch.from_numpy(items)
+            x0 = self.x_item.index_select(0, idx).add_(vec)
+            rv = torch.from_numpy(self._row_values(int(user_id), items, float(ts))) if self.row_cols else None
+            if rv is not None:
+                x0[:, self._cols] = rv
+            if self.split is None:
+                return self._forward(x0)
+            # x0 W = x_item W (precomputed) + x_user W + x_rows W_rows (see SplitForward)
+            z = self.z_item.index_select(0, idx).add_(vec @ self.split.weight)
+            if rv is not None:
+                z.addmm_(rv, self._w_rows)
+            return self._outputs(self.split(x0, z))
+
+    def _outputs(self, out: torch.Tensor) -> dict[str, np.ndarray]:
+        """The towers' (T, K) outputs in natural units (float64 arrays)."""
+        if self.bias:
+            out = out + self.bias
+        res = natural_units({t: out[i] for i, t in enumerate(self.model.tasks)})
+        return {k: v.numpy().astype(np.float64) for k, v in res.items()}
+
+
+class SplitForward:
+    """``model.towers(model.backbone(x0))`` given ``z = x0 @ weight``: x0's first linear maps done apart.
+
+    ``weight`` (d, a) stacks the maps that read x0 itself: the first cross layer's (mixture: every
+    expert's V and the gate; low rank: V; full: W) and, in the parallel backbone, the deep network's first
+    Linear. Being linear, ``x0 @ weight`` splits over x0's item, request and per-candidate columns, so
+    :class:`PreparedItems` precomputes the item part; the rest of the network runs as the modules do
+    (the same layers, in the same order: checked against the plain forward by
+    ``tests/serving/test_fast_split.py``). Backbones other than DCN stacked/parallel are not split.
+    """
+
+    def __init__(self, model: MultiTaskNet) -> None:
+        if not self.supports(model):
+            raise TypeError(f"{type(model.backbone).__name__} is not split: use the plain forward")
+        self.model = model
+        bb = model.backbone
+        self.cross0 = bb.cross.layers[0] if len(bb.cross.layers) else None
+        mats: list[torch.Tensor] = []
+        if isinstance(self.cross0, CrossLayerMixture):
+            mats += [self.cross0.v.detach(), self.cross0.gate.weight.detach().t()]
+        elif isinstance(self.cross0, CrossLayerLowRank):
+            mats.append(self.cross0.v.weight.detach().t())
+        elif isinstance(self.cross0, CrossLayerFull):
+            mats.append(self.cross0.linear.weight.detach().t())
+        self.n_cross = sum(int(m.shape[1]) for m in mats)
+        self.parallel = isinstance(bb, DCNParallel)
+        self.deep0 = bb.deep[0] if self.parallel and len(bb.deep) else None
+        if self.deep0 is not None:
+            mats.append(self.deep0.weight.detach().t())
+        self.weight = torch.cat(mats, 1).contiguous()
+
+    @staticmethod
+    def supports(model: MultiTaskNet) -> bool:
+        """Whether the backbone is a DCN (stacked or parallel) with a first layer that reads x0."""
+        bb = model.backbone
+        if type(bb) not in (DCNParallel, DCNStacked) or type(bb).forward not in (
+            DCNParallel.forward,
+            DCNStacked.forward,
+        ):
+            return False
+        layers = bb.cross.layers
+        if not len(layers) or type(layers[0]) not in (CrossLayerMixture, CrossLayerLowRank, CrossLayerFull):
+            return False
+        deep = bb.deep
+        return not (isinstance(bb, DCNParallel) and len(deep) and not isinstance(deep[0], torch.nn.Linear))
+
+    def __call__(self, x0: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """(T, K) tower outputs from x0 (K, d) and ``z = x0 @ weight`` (K, a)."""
+        m, c0 = self.model, self.cross0
+        zc = z[:, : self.n_cross]
+        if isinstance(c0, CrossLayerMixture):  # CrossLayerMixture.forward with x = x0 and x @ v, gate given
+            B, E, r = x0.shape[0], c0.experts, c0.rank
+            h = c0.act(zc[:, : E * r])
+            h = torch.bmm(h.view(B, E, r).transpose(0, 1), c0.c)
+            g = torch.softmax(zc[:, E * r :], dim=-1)
+            h = c0.act(h).transpose(0, 1) * g.unsqueeze(-1)
+            x = torch.addcmul(x0, x0, h.reshape(B, E * r) @ c0.u + c0.bias)
+        elif isinstance(c0, CrossLayerLowRank):
+            x = torch.addcmul(x0, x0, c0.u(zc))
+        else:
+            assert isinstance(c0, CrossLayerFull)
+            x = torch.addcmul(x0, x0, zc + c0.linear.bias)
+        for layer in m.backbone.cross.layers[1:]:
+            x = layer(x0, x)
+        if not self.parallel:
+            return m.towers(m.backbone.deep(x))
+        if self.deep0 is None:
+            deep = x0
+        else:
+            deep = z[:, self.n_cross :] + self.deep0.bias
+            for mod in list(m.backbone.deep)[1:]:
+                deep = mod(deep)
+        return m.towers(torch.cat([x, deep], dim=1))
 
 
 def _history_arrays(

@@ -31,7 +31,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from intentrank.ranking.config import HISTORY_COLUMNS
 from intentrank.ranking.features import SECONDS_PER_DAY
 from intentrank.ranking.history import (
     ITEM_SUMS,
@@ -244,17 +243,22 @@ class ServingHistory:
         user_ids = np.asarray(user_ids, np.int64)
         topics = np.asarray(candidate_topics, object)
         ts = np.broadcast_to(np.asarray(ts, np.float64), user_ids.shape)
-        rows = self._rows(user_ids)
+        # each distinct user and (user, topic) pair is looked up once: a request's 1,000 candidates are
+        # one user's and share a dozen topics
+        users, uinv = np.unique(user_ids, return_inverse=True)
+        rows = self._rows(users)[uinv.reshape(-1)]
         item_sums = np.zeros((len(user_ids), len(ITEM_SUMS)))
-        # look each distinct (user, topic) pair up once: a request's 1,000 candidates share a dozen topics
         codes, names = pd.factorize(topics, use_na_sentinel=False)
-        pairs, inv = np.unique(np.c_[user_ids, codes], axis=0, return_inverse=True)
+        pairs, inv = np.unique(uinv.reshape(-1).astype(np.int64) * max(len(names), 1) + codes,
+                               return_inverse=True)  # fmt: skip
         pair_sums = np.zeros((len(pairs), 3))
+        pair_user = users[pairs // max(len(names), 1)].tolist()
+        pair_topic = [str(names[c]) for c in (pairs % max(len(names), 1)).tolist()]
         with self._lock:
-            for k, (u, c) in enumerate(pairs.tolist()):
+            for k, (u, t) in enumerate(zip(pair_user, pair_topic, strict=True)):
                 got = self._topics.get(u)
                 if got is not None:
-                    hit = got.get(str(names[c]))
+                    hit = got.get(t)
                     if hit is not None:
                         pair_sums[k] = hit
             if item_ids is not None:
@@ -263,8 +267,7 @@ class ServingHistory:
                 item_sums[seen] = self._items[ids[seen]]
         # the one formula of the columns (ranking.history), from this history's sums
         tv = pair_sums[inv.reshape(-1)]
-        f = _assemble(tv, rows[:, 1], rows[:, 0], rows[:, 2], ts, rows[:, 3], item_sums)
-        return {c: f[c].to_numpy(np.float64) for c in HISTORY_COLUMNS}
+        return _assemble(tv, rows[:, 1], rows[:, 0], rows[:, 2], ts, rows[:, 3], item_sums, frame=False)
 
     def features(
         self,
