@@ -8,10 +8,18 @@ bench/service_server.py's (47,290 synthetic items; the default ranker architectu
 With ``--swap-every S`` a thread calls ``POST /v1/models/reload`` (the served checkpoint loaded again and
 published as a new version) every S seconds during the run: requests across swaps must not fail.
 Prints JSON: achieved requests/s, latency p50/p90/p99 (wrk's --latency distribution), socket errors,
-non-2xx responses, swaps done, the machine load.
+non-2xx responses, swaps done, the machine load, and the server's CPU time per request (user + system of
+all its threads over the run / requests: what a request costs, robust to other load on the machine;
+2 cores sustain at most about 2,000 / that many requests/s).
+
+``--rate R`` paces the closed loop (each connection waits ``connections / R`` s minus the warm-up's median
+latency between requests, wrk's Lua ``delay``), so the server sees about R requests/s instead of as many
+as it can take; the achieved rate is what counts. ``--service JSON`` passes service settings (e.g. two-stage
+scoring).
 
 Usage: ``PYTHONPATH=src .venv/bin/python bench/service_load.py [--seconds 60] [--connections 8]
-[--threads 2] [--swap-every 5] [--tiny-model]``. Issue 13's target: 200 req/s for 60 s, p99 ≤ 30 ms.
+[--threads 2] [--rate 200] [--swap-every 5] [--tiny-model] [--service '{"scoring": {"prerank": 200}}']``.
+Issue 13's target: 200 req/s for 60 s, p99 ≤ 30 ms.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ local counter = 0
 local tid = 0
 setup = function(thread) thread:set("tid", tid); tid = tid + 1 end
 init = function(args) counter = 0 end
+delay = function() return DELAY_MS end
 request = function()
   counter = counter + 1
   local user = (tid * 1000003 + counter) %% 1000000
@@ -71,6 +80,12 @@ def parse_wrk(out: str) -> dict[str, object]:
     }
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (all its threads; Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=int, default=60)
@@ -78,6 +93,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--swap-every", type=float, default=0.0, help="Seconds between model reloads (0: none).")
     ap.add_argument("--tiny-model", action="store_true")
+    ap.add_argument(
+        "--rate", type=float, default=0.0,
+        help="Pace the requests near this many per second: each connection waits connections/rate s minus "
+        "the warm-up's median latency before its next request (wrk has no fixed-rate mode; 0: closed loop).",
+    )  # fmt: skip
+    ap.add_argument(
+        "--service", default="{}", help='Service settings as JSON, e.g. \'{"scoring": {"prerank": 200}}\'.'
+    )
     ap.add_argument("--items", type=int, default=47_290)
     args = ap.parse_args()
     wrk = shutil.which("wrk")
@@ -85,15 +108,20 @@ def main() -> None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
-        (tmpd / "feed.lua").write_text(LUA.replace("%%", "%"))
-        url, proc = start(tmpd, {}, items=args.items, tiny=args.tiny_model)
+        url, proc = start(tmpd, json.loads(args.service), items=args.items, tiny=args.tiny_model)
         swaps: list[int] = []
         swap_errors: list[str] = []
         stop_swaps = threading.Event()
         try:
             with httpx.Client(base_url=url, timeout=60) as c:  # warm-up: item features encoded once
-                for k in range(5):
-                    c.post("/v1/feed", json={"user_id": k, "session_id": "warm"})
+                warm = []
+                for k in range(25):
+                    t = time.perf_counter()
+                    c.post("/v1/feed", json={"user_id": k, "session_id": "warm"}).raise_for_status()
+                    warm.append((time.perf_counter() - t) * 1e3)
+            warm_ms = sorted(warm[5:])[len(warm[5:]) // 2]
+            delay_ms = max(0, round(1e3 * args.connections / args.rate - warm_ms)) if args.rate > 0 else 0
+            (tmpd / "feed.lua").write_text(LUA.replace("%%", "%").replace("DELAY_MS", str(delay_ms)))
 
             def swapper() -> None:
                 headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -110,8 +138,9 @@ def main() -> None:
                 swap_thread.start()
             cmd = [wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s", "--latency",
                    "--timeout", "10s", "-s", str(tmpd / "feed.lua"), url]  # fmt: skip
-            t0 = time.time()
+            t0, c0 = time.time(), cpu_s(proc.pid)
             run = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            server_cpu = cpu_s(proc.pid) - c0
             stop_swaps.set()
             if args.swap_every > 0:
                 swap_thread.join(60)
@@ -125,9 +154,15 @@ def main() -> None:
     out = {
         "tool": "wrk " + " ".join(cmd[1:5]) + " -s feed.lua (POST /v1/feed, a new user and session each)",
         "model": "tiny" if args.tiny_model else "default",
+        "service": json.loads(args.service),
+        "target_rate": args.rate or None,
+        "delay_ms_per_connection": delay_ms,
+        "warmup_median_ms": round(warm_ms, 2),
         "candidates": 1000,
         "started_unix": round(t0),
-        **parse_wrk(run.stdout),
+        **(figures := parse_wrk(run.stdout)),
+        # what a request costs the server's cores (load-robust: CPU time, not waits on a shared machine)
+        "server_cpu_ms_per_request": round(1e3 * server_cpu / max(1, int(figures["requests"] or 0)), 2),
         "swap_every_s": args.swap_every,
         "swaps": len(swaps),
         "swap_errors": swap_errors[:3],

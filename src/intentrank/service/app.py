@@ -24,7 +24,12 @@ Bodies larger than ``limits.max_body_bytes`` get 413 before they are read in ful
 # no `from __future__ import annotations`: FastAPI reads the request models (locals of create_app)
 # from the endpoints' annotations at runtime.
 
+import asyncio
+import json
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +118,18 @@ def _field_errors(err: RequestValidationError) -> list[str]:
     return out
 
 
+def _feed_json(body: dict[str, Any]) -> str:
+    """The feed body as FeedResponse serialises it (``explain`` null when not asked for), without
+    validating the service's own dict again per request (tests/service/test_feed_http.py checks that the
+    two agree); a non-finite number falls back to the model's serialiser (null)."""
+    for it in body["items"]:
+        it.setdefault("explain", None)
+    try:
+        return json.dumps(body, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        return FeedResponse.model_validate(body).model_dump_json()
+
+
 def create_app(state: ServiceState, model_dir: Path | None = None) -> FastAPI:
     """The HTTP app around ``state`` (see the module docstring); ``model_dir``: the checkpoint that
     ``POST /v1/models/reload`` reads again."""
@@ -123,10 +140,20 @@ def create_app(state: ServiceState, model_dir: Path | None = None) -> FastAPI:
     # the demo page (h13-http): its events-only token is admitted by /v1/events alone
     page_token = page.demo_token(state.config.demo)
     events_auth = [Depends(require_token(state.token, *([page_token] if page_token else [])))]
+    # slates are built on `feed_threads` threads (torch releases the GIL in the forward pass), never on
+    # the event loop; with about one per core, waiting requests queue in the loop instead of thrashing the GIL
+    feed_pool = ThreadPoolExecutor(state.config.feed_threads, thread_name_prefix="feed")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> Any:
+        yield
+        feed_pool.shutdown(wait=False, cancel_futures=True)
+
     app = FastAPI(
         title="intentrank feed service",
         version=__version__,
         description="An endless feed ranked for intent, with clickbait mitigation per arm.",
+        lifespan=lifespan,
     )
     app.state.service = state
 
@@ -144,11 +171,13 @@ def create_app(state: ServiceState, model_dir: Path | None = None) -> FastAPI:
         return JSONResponse({"detail": str(err)}, status_code=422)
 
     @app.post("/v1/feed", response_model=FeedResponse, tags=["feed"])
-    def feed(body: FeedRequest) -> dict[str, Any]:  # type: ignore[valid-type]
+    async def feed(body: FeedRequest) -> Response:  # type: ignore[valid-type]
         """The next slate of the user's session: no item repeats within the session, none the user
         clicked, ranked by the newest model with the arm's clickbait penalty."""
         b: Any = body
-        return state.feed(b.user_id, b.session_id, cursor=b.cursor, arm=b.arm, explain=b.explain)
+        call = partial(state.feed, b.user_id, b.session_id, cursor=b.cursor, arm=b.arm, explain=b.explain)
+        out = await asyncio.get_running_loop().run_in_executor(feed_pool, call)
+        return Response(_feed_json(out), media_type="application/json")
 
     @app.post("/v1/events", response_model=EventsResponse, tags=["feed"], dependencies=events_auth)
     def events(body: EventsRequest) -> dict[str, int]:  # type: ignore[valid-type]

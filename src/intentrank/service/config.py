@@ -183,6 +183,10 @@ class ServiceConfig(BaseModel):
         "items and admin endpoints still need the real one). False: the page asks for the token.",
     )
     torch_threads: int = Field(1, ge=1, description="Torch threads per scoring call.")
+    feed_threads: int = Field(
+        2, ge=1, le=64, description="Threads that build slates (/v1/feed), each running the model with "
+        "`torch_threads`; more requests wait in the event loop (about one per core: no GIL thrashing)."
+    )
     seed: int = Field(0, ge=0, description="Seed of random retrieval and stochastic ordering.")
 
     @field_validator("arms")

@@ -87,6 +87,11 @@ class ScoringConfig(BaseModel):
         True, description="Item-side model inputs precomputed per (model, catalogue) and only the "
         "request-side ones built per request (same scores; off: the generic feature-row path)."
     )
+    split: bool = Field(
+        True, description="Fast path: the item side of the model's first linear maps precomputed per "
+        "(model, catalogue) too (same scores to float rounding; DCN backbones; n_items × ~400 floats per "
+        "model)."
+    )
     prerank: int = Field(
         0, ge=0, description="Two-stage scoring: rank all candidates by the model's user-independent "
         "score (cached per model and catalogue) and run the model per user on `prerank` of them (up to "

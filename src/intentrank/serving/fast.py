@@ -142,6 +142,7 @@ class PreparedItems:
             else:
                 self.bias = 0.0
         self._cols = torch.tensor([c.x0 for c in self.row_cols], dtype=torch.long)
+        self.split_requested = split
         self.split = SplitForward(model) if split and SplitForward.supports(model) else None
         if self.split is not None:
             with torch.inference_mode():
@@ -404,14 +405,19 @@ class PreparedCache:
         self._entries: list[tuple[int, int, PreparedItems]] = []
 
     def get(
-        self, model: MultiTaskRanker, rows: CandidateFeatures, items_key: int, history: UserHistory | None
+        self,
+        model: MultiTaskRanker,
+        rows: CandidateFeatures,
+        items_key: int,
+        history: UserHistory | None,
+        split: bool = True,
     ) -> PreparedItems:
         key = (id(model), items_key)
         with self._lock:
             for mk, ik, p in self._entries:
-                if (mk, ik) == key and p.model is model:
+                if (mk, ik) == key and p.model is model and p.split_requested == split:
                     return p
-        prepared = PreparedItems(model, rows, history)
+        prepared = PreparedItems(model, rows, history, split=split)
         with self._lock:
             self._entries = [e for e in self._entries if (e[0], e[1]) != key][-(self.keep - 1) :]
             self._entries.append((key[0], key[1], prepared))

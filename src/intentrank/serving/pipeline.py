@@ -384,7 +384,7 @@ class Scorer:
         if not self.config.fast or not supports(model):
             return None
         rows = self.policy.candidate_features(snap, model)
-        return self.cache.get(model, rows, id(snap.items), self.policy.history)
+        return self.cache.get(model, rows, id(snap.items), self.policy.history, split=self.config.split)
 
     def predict(
         self,
