@@ -268,7 +268,7 @@ class PreparedItems:
         self, user_id: int, items: np.ndarray, slate_index: int, ts: float, day: int
     ) -> dict[str, np.ndarray]:
         """(K,) ``p_click``, ``time`` (seconds), ``p_conv`` of one user's candidates ``items``."""
-        items = np.asarray(items, np.int64)
+        items = np.require(items, np.int64, ["C", "W"])  # torch.from_numpy needs a writable array
         with torch.inference_mode():
             vec = self._request_vector(int(user_id), int(slate_index), float(ts), int(day))
             idx = torch.from_numpy(items)
