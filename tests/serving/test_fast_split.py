@@ -95,3 +95,16 @@ def test_cache_keeps_each_models_item_products_apart(world) -> None:
     again = cache.get(old, pol.candidate_features(snap, old), id(snap.items), history)
     assert again is p_old
     np.testing.assert_array_equal(again.predict(7, cand, 0, 1e5, 1)["p_click"], before)
+
+
+def test_prior_with_split_equals_plain(world) -> None:
+    """The two-stage first stage (user-independent scores of every item) is the same split or not."""
+    _, items, history = world
+    model = _trained_like({}, 3)
+    rows = RankerPolicy(model, history=history).candidate_features(
+        ItemSnapshot.build(items, np.zeros(len(items), bool)), model
+    )
+    a = PreparedItems(model, rows, history).prior()
+    b = PreparedItems(model, rows, history, split=False).prior()
+    for k in ("p_click", "time", "p_conv"):
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6)

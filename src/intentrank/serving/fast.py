@@ -155,16 +155,24 @@ class PreparedItems:
         )
         self.text_slice = slice(emb_w, emb_w + text_w) if text_w else None
         self._prior: dict[str, np.ndarray] | None = None
+        self._prior_lock = threading.Lock()
         self._vectors: np.ndarray | None = None
 
     def prior(self) -> dict[str, np.ndarray]:
         """(n,) user-independent ``p_click``, ``time``, ``p_conv`` of every item (request columns zero:
         no user, no history), computed once: the first stage of two-stage scoring."""
-        if self._prior is None:
-            with torch.inference_mode():
+        if self._prior is not None:
+            return self._prior
+        with self._prior_lock, torch.inference_mode():  # once, even when two requests ask together
+            if self._prior is None:
                 x = self.x_item
-                parts = [self._forward(x[s : s + _CHUNK]) for s in range(0, len(x), _CHUNK)]
-            self._prior = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+                parts = [
+                    self._forward(x[s : s + _CHUNK])
+                    if self.split is None
+                    else self._outputs(self.split(x[s : s + _CHUNK], self.z_item[s : s + _CHUNK]))
+                    for s in range(0, len(x), _CHUNK)
+                ]
+                self._prior = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         return self._prior
 
     def item_vectors(self) -> np.ndarray:

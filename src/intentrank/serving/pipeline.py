@@ -384,7 +384,10 @@ class Scorer:
         if not self.config.fast or not supports(model):
             return None
         rows = self.policy.candidate_features(snap, model)
-        return self.cache.get(model, rows, id(snap.items), self.policy.history, split=self.config.split)
+        prep = self.cache.get(model, rows, id(snap.items), self.policy.history, split=self.config.split)
+        if self.config.prerank:
+            prep.prior()  # computed once per (model, catalogue): by whoever prepares first (a publish)
+        return prep
 
     def predict(
         self,
