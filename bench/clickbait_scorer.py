@@ -2,7 +2,7 @@
 and new-title throughput of the distilled student against the ensemble in the same run.
 
     .venv/bin/python bench/clickbait_scorer.py [--with-semantic] [--json OUT.json]
-    .venv/bin/python bench/clickbait_scorer.py --speed-only [--batch 256] [--titles 20000]
+    .venv/bin/python bench/clickbait_scorer.py --speed-only [--batch 256] [--titles 20000] [--student-dir D]
 
 Quality is measured on the fixed-seed held-out 20% of Webis-17 (AUC vs click_bait, MSE vs truth_mean)
 and of Stop Clickbait (accuracy at score >= 0.5, titles lower-cased), with the score cache off.
@@ -87,12 +87,19 @@ def batched_speed(scorer: ClickbaitScorer, titles: list[str], batch: int) -> tup
     return len(titles) / (time.perf_counter() - t), out
 
 
-def student_vs_ensemble(corpus, cfg: ClickbaitConfig, n: int, batch: int, n_ensemble: int) -> dict:
+def student_vs_ensemble(
+    corpus, cfg: ClickbaitConfig, n: int, batch: int, n_ensemble: int, student_dir: str | None = None
+) -> dict:
     """New-title throughput of the student and the ensemble (same run), and batched vs unbatched scores."""
-    student = load_default_scorer(cfg.model_copy(update={"model": "student"}))
+    student = (
+        ClickbaitScorer.load(student_dir, cfg)
+        if student_dir
+        else load_default_scorer(cfg.model_copy(update={"model": "student"}))
+    )
     ensemble = load_default_scorer(cfg.model_copy(update={"model": "ensemble"}))
     titles = new_titles(corpus, n)
-    res: dict[str, object] = {"load_before": os.getloadavg(), "batch_size": batch, "titles": n}
+    res: dict[str, object] = {"load_before": os.getloadavg(), "batch_size": batch, "titles": n,
+                              "student_dir": student_dir or str(STUDENT_MODEL_DIR)}  # fmt: skip
     sps, batched = batched_speed(student, titles, batch)
     res["student_titles_per_s"] = sps
     res["student_titles_per_s_by_batch"] = {
@@ -132,12 +139,15 @@ def main() -> None:
     ap.add_argument(
         "--with-semantic", action="store_true", help="also train+evaluate the frozen-MiniLM backend (slow)"
     )
+    ap.add_argument("--student-dir", default=None, help="speed section: a student model directory to time")
     ap.add_argument("--json", help="write all figures to this file")
     args = ap.parse_args()
     out: dict[str, object] = {"load_before": os.getloadavg()}
     cfg = ClickbaitConfig()
     corpus = load_corpus(cfg)
-    speed_section = student_vs_ensemble(corpus, cfg, args.titles, args.batch, args.ensemble_titles)
+    speed_section = student_vs_ensemble(
+        corpus, cfg, args.titles, args.batch, args.ensemble_titles, args.student_dir
+    )
     sec = speed_section
     print(
         f"student {sec['student_titles_per_s']:,.0f} titles/s vs ensemble "

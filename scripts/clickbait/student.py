@@ -27,9 +27,12 @@ def main() -> None:
         help="model directory to write (default: the package's shipped student)",
     )
     ap.add_argument("--teacher-weight", type=float, default=None, help="share of the teacher in the target")
-    ap.add_argument("--epochs", type=int, default=None, help="token-bag epochs (default: config)")
+    ap.add_argument("--epochs", type=int, default=None, help="token-bag/conv epochs (default: config)")
     ap.add_argument("--hidden", type=int, default=None, help="token-bag hidden width (default: config)")
     ap.add_argument("--pooling", choices=["mean", "meanmax"], default=None, help="token-bag pooling")
+    ap.add_argument("--members", default=None, help="student members: lexical,tokenconv")
+    ap.add_argument("--conv-hidden", type=int, default=None, help="token-conv channels (default: config)")
+    ap.add_argument("--conv-width", type=int, default=None, help="token-conv window (default: config)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the splits and the training")
     ap.add_argument("--json", type=Path, default=None, help="also write the metrics to this file")
     args = ap.parse_args()
@@ -46,6 +49,10 @@ def main() -> None:
         ("tokenbag_epochs", args.epochs),
         ("tokenbag_hidden", args.hidden),
         ("tokenbag_pooling", args.pooling),
+        ("student_members", args.members.split(",") if args.members else None),
+        ("tokenconv_hidden", args.conv_hidden),
+        ("tokenconv_width", args.conv_width),
+        ("tokenconv_epochs", args.epochs),
     ):
         if value is not None:
             update[key] = value

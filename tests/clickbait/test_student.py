@@ -18,7 +18,7 @@ from intentrank.errors import IntentRankError
 
 from .conftest import damage
 
-TOKENBAG = Path("member1_tokenbag") / "tokenbag.npz"
+TOKENCONV = Path("member1_tokenconv") / "tokenconv.npz"
 TITLES = [
     "You Won't Believe What This Dog Did Next",
     "Senate passes the budget bill after a long night of votes on amendments and procedure",
@@ -49,7 +49,7 @@ def test_selected_by_name() -> None:
     assert default_model_dir(ClickbaitConfig(model="ensemble")) == DEFAULT_MODEL_DIR
     assert default_model_dir(ClickbaitConfig(model="student", model_dir=Path("/x"))) == Path("/x")
     names = [m.name for m in load_default_scorer(ClickbaitConfig(model="student")).backend.members]
-    assert names == ["lexical", "tokenbag"]
+    assert names == ["lexical", "tokenconv"]
     with pytest.raises(ValidationError, match="model"):
         ClickbaitConfig(model="teacher")
 
@@ -69,7 +69,7 @@ def test_quality_on_held_out_split(student: ClickbaitScorer) -> None:
     """Floors below the measured figures (docs/clickbait.md); the held-out 20% was never trained on."""
     cfg = ClickbaitConfig()
     m = evaluate(student, cfg, load_corpus(cfg))
-    assert m["webis_auc"] >= 0.86 and m["webis_mse"] <= 0.036 and m["stop_accuracy_lower"] >= 0.95, m
+    assert m["webis_auc"] >= 0.875 and m["webis_mse"] <= 0.034 and m["stop_accuracy_lower"] >= 0.96, m
 
 
 def test_save_load_round_trip(student: ClickbaitScorer, tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def _load_error(d: Path) -> str:
     ],
 )
 def test_damaged_weights_are_named(student_copy: Path, data: bytes | None, why: str) -> None:
-    path = student_copy / TOKENBAG
+    path = student_copy / TOKENCONV
     if data is None:
         path.unlink()
     else:
@@ -126,17 +126,17 @@ def test_damaged_weights_are_named(student_copy: Path, data: bytes | None, why: 
 
 
 @pytest.mark.parametrize(
-    ("table", "why"),
+    ("change", "why"),
     [
-        (np.zeros((5, 3), np.float16), "'table' has shape (5, 3)"),
-        (np.full((5, 128), np.nan, np.float16), "NaN or infinite"),
+        ({"tables": np.zeros((3, 5), np.int8)}, "'tables' has shape (3, 5)"),
+        ({"bias": np.full(128, np.nan, np.float32)}, "NaN or infinite"),
     ],
 )
-def test_wrong_table_is_named(student_copy: Path, table: np.ndarray, why: str) -> None:
-    path = student_copy / TOKENBAG
+def test_wrong_table_is_named(student_copy: Path, change: dict, why: str) -> None:
+    path = student_copy / TOKENCONV
     with np.load(path) as z:
         arrays = {k: z[k] for k in z.files}
     path.unlink()
-    np.savez(path, **(arrays | {"table": table}))
+    np.savez(path, **(arrays | change))
     msg = _load_error(student_copy)
     assert str(path) in msg and why in msg, msg

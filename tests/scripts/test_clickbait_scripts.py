@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts" / "clickbait"
-NAMES = ["prep", "ft", "dev", "assemble", "warp_default", "rebuild_cache", "student"]
+NAMES = [
+    "prep", "ft", "dev", "assemble", "warp_default", "rebuild_cache", "student", "student_members", "cascade",
+]  # fmt: skip
 
 
 def _run(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -88,7 +88,7 @@ def ope(
     stored = read_logged_run(log, run)  # DataError here when the log has no propensities
     cfg = load_config(config)
     seed_run = int(stored.run["seed"]) if pd.notna(stored.run.get("seed")) else cfg.seed
-    catalogue = build_catalogue(config=cfg.simulator.catalogue, seed=seed_run)
+    catalogue = build_catalogue(config=cfg.simulator.catalogue, seed=seed_run, clickbait=cfg.clickbait)
     if len(catalogue) != stored.n_items:
         raise DataError(
             f"{log}: the store holds {stored.n_items} items but the configured catalogue has "

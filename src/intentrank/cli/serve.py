@@ -73,11 +73,11 @@ def serve(
     token, origin = resolve_token(svc.token, generate=True)
     if items is not None:
         say(f"[serve] reading the catalogue {items}")
-        table = read_items(items)
+        table = read_items(items, clickbait=cfg.clickbait)
         cat = None
     else:
         say("[serve] building the shipped catalogue (clickbait scores cached after the first run)")
-        cat = build_catalogue(config=cfg.simulator.catalogue, seed=cfg.seed)
+        cat = build_catalogue(config=cfg.simulator.catalogue, seed=cfg.seed, clickbait=cfg.clickbait)
         table = cat.items
     model_dir = model if model is not None else (Path(svc.model_dir) if svc.model_dir else None)
     if events is not None:
@@ -94,7 +94,9 @@ def serve(
         ranker, source = serving_model(cat, cfg, model_dir)  # type: ignore[arg-type]
     torch.set_num_threads(svc.torch_threads)
     with EventStore(svc.store_path) as ev_store:
-        state = ServiceState(svc, table, ranker, ev_store, token, model_source=source)  # type: ignore[arg-type]
+        state = ServiceState(
+            svc, table, ranker, ev_store, token, model_source=source, clickbait=cfg.clickbait  # type: ignore[arg-type]
+        )
         app = create_app(state, model_dir)
         start_worker(state)  # stopped by state.close()
         if origin == "generated":

@@ -130,7 +130,7 @@ def _run(
         bar, on_day = _progress(sim_cfg.days, desc)
         stack.callback(bar.close)
         try:
-            catalogue = build_catalogue(config=sim_cfg.catalogue, seed=cfg.seed)
+            catalogue = build_catalogue(config=sim_cfg.catalogue, seed=cfg.seed, clickbait=cfg.clickbait)
             if store is not None and run is not None:
                 store.write_items(catalogue.items)
                 sink = StoreSink(run)
@@ -231,7 +231,7 @@ def _run_target(
     bar, on_day = _progress(sim_cfg.days, f"via {target}")
     with ServiceClient(target, tok, pool=concurrency) as client:
         client.health()  # fail early (and clearly) when nothing listens there
-        catalogue = build_catalogue(config=sim_cfg.catalogue, seed=cfg.seed)
+        catalogue = build_catalogue(config=sim_cfg.catalogue, seed=cfg.seed, clickbait=cfg.clickbait)
         try:
             result, counts = simulate_http(
                 client, sim_cfg, seed=cfg.seed, catalogue=catalogue, arm_names=names,

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-BackendName = Literal["lexical", "semantic", "finetuned", "ensemble", "tokenbag"]
+BackendName = Literal["lexical", "semantic", "finetuned", "ensemble", "tokenbag", "tokenconv"]
 #: The shipped models ``load_default_scorer`` can load by name (``clickbait.model``).
 ShippedModel = Literal["student", "ensemble"]
 
@@ -32,8 +32,9 @@ class ClickbaitConfig(BaseModel):
     model: ShippedModel = Field(
         "ensemble",
         description="Shipped model loaded when model_dir is None: 'ensemble' (lexical + fine-tuned MiniLM,"
-        " ~100 new titles/s) or 'student' (lexical + token bag distilled from the ensemble, thousands of"
-        " titles/s, scores independent of batch neighbours). Figures of both in docs/clickbait.md.",
+        " ~100 new titles/s) or 'student' (lexical + token convolution distilled from the ensemble, over"
+        " 1,000 new titles/s, scores independent of batch neighbours; lower quality)."
+        " Figures of both in docs/clickbait.md.",
     )
     backend: BackendName = Field(
         "ensemble",
@@ -103,6 +104,16 @@ class ClickbaitConfig(BaseModel):
         description="Token-bag pooling: mean of folded token vectors, or mean + per-dimension max"
         " (validation AUC of the stack 0.8662 vs 0.8711, docs/clickbait.md).",
     )
+
+    student_members: list[Literal["lexical", "tokenbag", "tokenconv"]] = Field(
+        default_factory=lambda: ["lexical", "tokenconv"],
+        min_length=1,
+        description="Members the student stacks (scripts/clickbait/student.py): the hashed n-gram ridge,"
+        " the token bag and/or the token convolution; all score each title on its own.",
+    )
+    tokenconv_hidden: int = Field(128, ge=1, description="Channels of the token-convolution backend.")
+    tokenconv_width: int = Field(3, ge=1, le=5, description="Tokens per window of the token convolution.")
+    tokenconv_epochs: int = Field(4, ge=1, description="Training epochs of the token-convolution backend.")
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> ClickbaitConfig:

@@ -33,7 +33,8 @@ from intentrank.errors import DataError, IntentRankError
 
 #: The ensemble model shipped inside the package (trained by ``intentrank clickbait train``).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
-#: The student distilled from it (``scripts/clickbait/student.py``): lexical + token bag, batch-independent.
+#: The student distilled from it (``scripts/clickbait/student.py``): lexical + token conv,
+#: batch-independent.
 STUDENT_MODEL_DIR = Path(__file__).resolve().parent / "model_student"
 #: Shipped models by their ``clickbait.model`` name.
 SHIPPED_MODEL_DIRS = {"ensemble": DEFAULT_MODEL_DIR, "student": STUDENT_MODEL_DIR}

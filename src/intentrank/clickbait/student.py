@@ -4,7 +4,8 @@ Why: the ensemble's fine-tuned MiniLM member scores ~100 new titles/s on this CP
 because int8 activation scales would otherwise make a title's score depend on its batch neighbours). The
 student keeps the ensemble's form — a stack of members, its weights and monotone warp fit on a validation
 split (:class:`~intentrank.clickbait.backends.ensemble.EnsembleBackend`) — with the MiniLM member replaced
-by a token bag (:class:`~intentrank.clickbait.backends.tokenbag.TokenBagBackend`). Both members compute
+by a token convolution (:class:`~intentrank.clickbait.backends.tokenconv.TokenConvBackend`; members are
+``config.student_members``, the earlier token bag is still available). All members compute
 each title on its own, so a title scores the same alone or in any batch.
 
 Distillation: each training title's target is ``a * teacher(title) + (1 - a) * human_target(title)``
@@ -21,9 +22,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from intentrank.clickbait.backends.base import Backend
 from intentrank.clickbait.backends.ensemble import EnsembleBackend
 from intentrank.clickbait.backends.lexical import LexicalBackend
 from intentrank.clickbait.backends.tokenbag import TokenBagBackend
+from intentrank.clickbait.backends.tokenconv import TokenConvBackend
 from intentrank.clickbait.config import ClickbaitConfig
 from intentrank.clickbait.scorer import ClickbaitScorer
 from intentrank.clickbait.training import Corpus, class_means, load_corpus, training_set
@@ -31,7 +34,7 @@ from intentrank.clickbait.warp import MonotoneWarp
 
 
 class StudentBackend(EnsembleBackend):
-    """The ensemble stack over ``[lexical, tokenbag]`` whose warp pins the Stop boundary on human labels.
+    """The ensemble stack over ``config.student_members`` whose warp pins the Stop boundary on human labels.
 
     ``fit`` takes distilled targets ``y`` plus ``labels`` (bool, the human class of binary rows), since a
     blended Stop target no longer says which side of the threshold the human put the title.
@@ -39,7 +42,12 @@ class StudentBackend(EnsembleBackend):
 
     @classmethod
     def from_config(cls, config: ClickbaitConfig) -> StudentBackend:
-        members = [LexicalBackend(alpha=config.lexical_alpha), TokenBagBackend.from_config(config)]
+        make = {
+            "lexical": lambda: LexicalBackend(alpha=config.lexical_alpha),
+            "tokenbag": lambda: TokenBagBackend.from_config(config),
+            "tokenconv": lambda: TokenConvBackend.from_config(config),
+        }
+        members: list[Backend] = [make[name]() for name in config.student_members]
         return cls(
             members, val_fraction=config.val_fraction, seed=config.seed, use_warp=config.ensemble_warp,
             threshold=config.decision_threshold,
@@ -94,7 +102,8 @@ def train_student(
     """Fit the student on the training 80% (``titles_limit``: first N rows only, for quick tests).
 
     Args:
-        config: Settings (``student_teacher_weight``, ``tokenbag_*``, ``lexical_alpha``, seeds).
+        config: Settings (``student_teacher_weight``, ``student_members``, ``tokenconv_*``,
+            ``lexical_alpha``, seeds).
         corpus: The shipped datasets with their splits (default: loaded).
         teacher: The model to distil (default: the shipped ensemble, scores via its cache).
 

@@ -651,7 +651,7 @@ def _run(
     sim_cfg = cfg.simulator.model_copy(update={"users": ab.users, "days": ab.days, "living": living})
     t0 = time.perf_counter()
     if pool is None:
-        pool = build_catalogue(config=sim_cfg.catalogue, seed=cfg.seed)
+        pool = build_catalogue(config=sim_cfg.catalogue, seed=cfg.seed, clickbait=cfg.clickbait)
     cat = living_catalogue(pool, living, days=ab.log_days + ab.days, seed=cfg.seed)
     world = World.create(cat, sim_cfg, seed=cfg.seed)
     seconds["world"] = time.perf_counter() - t0

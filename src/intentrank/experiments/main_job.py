@@ -134,7 +134,7 @@ def _run(cfg: IntentRankConfig, out: Path) -> MainJobResult:
 
     # 0. the world: the shipped headlines scored by the default clickbait model (cached)
     t0 = time.perf_counter()
-    cat = build_catalogue(config=cfg.simulator.catalogue, seed=cfg.seed)
+    cat = build_catalogue(config=cfg.simulator.catalogue, seed=cfg.seed, clickbait=cfg.clickbait)
     living = cfg.simulator.living
     if living.enabled:  # one publication schedule over the log's and the A/B's days
         cat = living_catalogue(cat, living, days=ex.log_days + ex.ab_days, seed=cfg.seed)

@@ -145,7 +145,9 @@ class _World:
 
     def __init__(self, cfg: IntentRankConfig, say: Callable[[str], None]) -> None:
         self.cfg, self.tc, self.say = cfg, cfg.tuner, say
-        self.catalogue: Catalogue = build_catalogue(config=cfg.simulator.catalogue, seed=cfg.seed)
+        self.catalogue: Catalogue = build_catalogue(
+            config=cfg.simulator.catalogue, seed=cfg.seed, clickbait=cfg.clickbait
+        )
         self.items = self.catalogue.items
         self.formula = RankingFormula.from_config(cfg.ranker.formula)
         self.log = self._log()

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from intentrank.clickbait.config import ClickbaitConfig
 from intentrank.errors import DataError
 from intentrank.store.event_store import conform, validate_outcomes
 from intentrank.store.schema import ITEM_COLUMNS, PRODUCER_COLUMNS
@@ -89,8 +90,9 @@ def _bools(df: pd.DataFrame, col: str, path: Path) -> None:
     df[col] = mapped.astype(bool)
 
 
-def read_items(path: Path, score: bool = True) -> pd.DataFrame:
-    """The catalogue in ``path`` (see the module docstring), with every column of the item table."""
+def read_items(path: Path, score: bool = True, clickbait: ClickbaitConfig | None = None) -> pd.DataFrame:
+    """The catalogue in ``path`` (see the module docstring), with every column of the item table; a
+    missing ``clickbait_score`` is computed (``score``) by the model the ``clickbait`` config selects."""
     df = read_table(path, "items")
     _need(df, ITEM_REQUIRED, path)
     if df.empty:
@@ -114,7 +116,8 @@ def read_items(path: Path, score: bool = True) -> pd.DataFrame:
             raise DataError(f"{path}: missing column clickbait_score")
         from intentrank.clickbait import load_default_scorer
 
-        df["clickbait_score"] = np.asarray(load_default_scorer().score(df["title"].tolist()), np.float64)
+        scores = load_default_scorer(clickbait).score(df["title"].tolist())
+        df["clickbait_score"] = np.asarray(scores, np.float64)
     cb = pd.to_numeric(df["clickbait_score"], errors="coerce")
     if cb.isna().any() or ((cb < 0) | (cb > 1)).any():
         raise DataError(f"{path}: clickbait_score must be numbers in [0, 1]")

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from intentrank.clickbait.categories import CATEGORIES, HEAVY, categorize
+from intentrank.clickbait.config import ClickbaitConfig
 from intentrank.errors import IntentRankError
 from intentrank.mitigation.heuristic import HeuristicPenalty
 from intentrank.mitigation.pipeline import MitigationPlan
@@ -91,8 +92,9 @@ class ServiceState:
         store: the event store (opened for writing); the state begins its run and writes the items.
         formula: the ranking formula (default: the model config's).
         token: the bearer token of write and admin endpoints.
-        scorer: the clickbait scorer for new items and /v1/clickbait/score (default: the shipped model,
-            loaded on first use).
+        scorer: the clickbait scorer for new items and /v1/clickbait/score (default: the model the
+            ``clickbait`` config selects, loaded on first use by ``load_default_scorer``).
+        clickbait: the clickbait settings (``clickbait.model`` / ``model_dir``) of the default scorer.
         clock: wall-clock seconds (the run's epoch is its value at start).
     """
 
@@ -107,6 +109,7 @@ class ServiceState:
         scorer: Any | None = None,
         clock: Callable[[], float] = time.time,
         model_source: str = "initial",
+        clickbait: ClickbaitConfig | None = None,
     ) -> None:
         self.config, self.token, self.clock = config, token, clock
         lim = config.limits
@@ -127,6 +130,7 @@ class ServiceState:
         self.recent = RecentShown(lim.max_users, config.filtering.max_recent_per_user)
         self.metrics = ServiceMetrics(self.arm_names)
         self._scorer = scorer
+        self._clickbait = clickbait
         self._rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0xFEED]))
         self._rng_lock = threading.Lock()
         self._model_lock = threading.Lock()
@@ -426,11 +430,11 @@ class ServiceState:
     # -- catalogue --------------------------------------------------------------------------------------
     @property
     def scorer(self) -> Any:
-        """The clickbait scorer (the shipped model, loaded on first use)."""
+        """The clickbait scorer (the model the ``clickbait`` config selects, loaded on first use)."""
         if self._scorer is None:
             from intentrank.clickbait import load_default_scorer
 
-            self._scorer = load_default_scorer()
+            self._scorer = load_default_scorer(self._clickbait)
         return self._scorer
 
     def score_titles(self, titles: list[str]) -> tuple[np.ndarray, list[str]]:

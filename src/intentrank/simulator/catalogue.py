@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from intentrank.clickbait.categories import categorize
+from intentrank.clickbait.config import ClickbaitConfig
 from intentrank.clickbait.scorer import title_keys
 from intentrank.errors import DataError, IntentRankError
 from intentrank.simulator.config import CatalogueConfig
@@ -172,15 +173,12 @@ def _titles_hash(titles: Sequence[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def default_scorer_key(config: Any | None = None) -> str:
-    """Hash of the default clickbait model's files (the cache key of scores it produced)."""
-    from intentrank.clickbait.scorer import DEFAULT_MODEL_DIR
+def default_scorer_key(config: ClickbaitConfig | None = None) -> str:
+    """Hash of the files of the clickbait model ``config`` selects (``clickbait.model`` /
+    ``clickbait.model_dir``; the cache key of the scores it produced)."""
+    from intentrank.clickbait.scorer import default_model_dir
 
-    directory = (
-        Path(config.model_dir)
-        if config is not None and getattr(config, "model_dir", None)
-        else DEFAULT_MODEL_DIR
-    )
+    directory = default_model_dir(config)
     h = hashlib.sha256()
     for p in sorted(directory.rglob("*")):
         if p.is_file():
@@ -282,11 +280,13 @@ def build_catalogue(
     seed: int = 0,
     scorer_key: str | None = None,
     headlines: pd.DataFrame | None = None,
+    clickbait: ClickbaitConfig | None = None,
 ) -> Catalogue:
     """Catalogue of the shipped headlines (or ``headlines``: title, dataset, label, truth_mean).
 
     ``scorer``: an object with ``.score(titles)`` or a plain function titles -> scores; ``None`` loads the
-    default shipped model (and caches its scores by the model's hash). A custom scorer is cached only
+    model the ``clickbait`` config selects (``clickbait.model`` / ``model_dir``, through
+    ``load_default_scorer``) and caches its scores by the model's hash. A custom scorer is cached only
     when ``scorer_key`` names it.
     """
     cfg = config or CatalogueConfig()
@@ -300,9 +300,9 @@ def build_catalogue(
         def score_fn(t: Sequence[str]) -> np.ndarray:  # the model is loaded only on a cache miss
             from intentrank.clickbait import load_default_scorer
 
-            return load_default_scorer().score(t)
+            return load_default_scorer(clickbait).score(t)
 
-        scorer_key = scorer_key or f"default-{default_scorer_key()}"
+        scorer_key = scorer_key or f"default-{default_scorer_key(clickbait)}"
     else:
         score_fn = scorer.score if hasattr(scorer, "score") else scorer
     scores = score_titles_cached(titles, score_fn, scorer_key, cfg)

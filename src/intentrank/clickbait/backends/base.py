@@ -17,6 +17,7 @@ _REGISTRY = {
     "finetuned": "intentrank.clickbait.backends.finetuned:FinetunedBackend",
     "ensemble": "intentrank.clickbait.backends.ensemble:EnsembleBackend",
     "tokenbag": "intentrank.clickbait.backends.tokenbag:TokenBagBackend",
+    "tokenconv": "intentrank.clickbait.backends.tokenconv:TokenConvBackend",
 }
 
 
@@ -44,7 +45,8 @@ class Backend(ABC):
 
 
 def backend_class(name: str) -> type[Backend]:
-    """The backend class registered under ``name`` (lexical, semantic, finetuned, ensemble, tokenbag)."""
+    """The backend class registered under ``name`` (lexical, semantic, finetuned, ensemble, tokenbag,
+    tokenconv)."""
     if name not in _REGISTRY:
         raise IntentRankError(f"unknown clickbait backend {name!r}; choose one of {', '.join(_REGISTRY)}")
     module, cls = _REGISTRY[name].split(":")
