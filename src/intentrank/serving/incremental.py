@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 
 from intentrank.errors import ConfigError
+from intentrank.ranking import metrics as M
 from intentrank.ranking.candidates import CONTEXT_COLUMNS
 from intentrank.ranking.events import load_events
 from intentrank.ranking.history import UserHistory, history_columns_needed, history_features_for_events
@@ -44,6 +45,16 @@ from intentrank.ranking.labels import make_labels
 from intentrank.ranking.models.multitask import MultiTaskRanker
 from intentrank.ranking.trainer import EncodedEvents, Trainer
 from intentrank.runtime import torch_threads
+
+
+def _sparse_parameters(model: torch.nn.Module) -> set[str]:
+    """Names of the parameters with sparse gradients (sparse embedding tables, trained by SparseAdam)."""
+    return {
+        f"{mn}.{pn}" if mn else pn
+        for mn, m in model.named_modules()
+        if isinstance(m, torch.nn.Embedding | torch.nn.EmbeddingBag) and m.sparse
+        for pn, _ in m.named_parameters(recurse=False)
+    }
 
 
 class ModelSlot:
@@ -122,6 +133,9 @@ class IncrementalTrainer:
         replay_ratio: replayed rows drawn (uniformly, without replacement) from the buffer per new row.
         max_steps: most minibatch steps per update (None: one full pass over new + replayed rows); a
             fixed budget keeps an update's cost flat however much traffic a window brings.
+        heldout_every: every this many updates (0: never), score the new rows with the model *before*
+            training on them (progressive validation: rows the model has not learned from) and keep
+            their raw clicks and p_click (:meth:`heldout_auc`).
     """
 
     def __init__(
@@ -138,6 +152,7 @@ class IncrementalTrainer:
         *,
         replay_ratio: float = 1.0,
         max_steps: int | None = None,
+        heldout_every: int = 0,
     ) -> None:
         trainer.model_  # noqa: B018 (raises AttributeError early when the trainer is not fitted)
         for name, value, low in (("replay_events", replay_events, 0), ("min_new_events", min_new_events, 1),
@@ -157,9 +172,18 @@ class IncrementalTrainer:
         #: the (user_id, ts, slate_index) contexts of the last update's new rows (e.g. for RL alignment)
         self.last_contexts: pd.DataFrame | None = None
         self._spare: MultiTaskRanker | None = None  # the model the last swap retired (double buffer)
+        # which publish's weights the spare and the slot's model hold (None: unknown, e.g. the slot's first
+        # model), and the rows each publish's partial fit touched (the spare's row-wise refresh)
+        self._published = 0
+        self._spare_holds: int | None = None
+        self._slot_holds: int | None = None
+        self._touched_log: dict[int, dict[str, torch.Tensor] | None] = {}
         self._text_ids = pd.Index([], dtype=np.int64)  # item ids with a row in _text_table
         self._text_table: torch.Tensor | None = None
         self.reports: list[UpdateReport] = []
+        self.heldout_every = int(heldout_every)
+        #: (update index, day of each row, raw click, p_click before training) of the held-out updates
+        self.heldout: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
         cfg = trainer.config_
         self._history_cols = history_columns_needed(cfg.features)
         if history is None and self._history_cols:
@@ -195,6 +219,17 @@ class IncrementalTrainer:
         cat_t, dense_t = torch.from_numpy(cat), torch.from_numpy(dense)
         return EncodedEvents(cat_t, dense_t, lab, slate, text, self._text_table)
 
+    def heldout_auc(self, day: int | None = None) -> float | None:
+        """Click ROC-AUC of p_click on the held-out updates' rows (raw clicks, whatever the learner's
+        click target), optionally of one day's rows; None without both classes."""
+        if not self.heldout:
+            return None
+        d = np.concatenate([h[1] for h in self.heldout])
+        y = np.concatenate([h[2] for h in self.heldout]).astype(np.float64)
+        p = np.concatenate([h[3] for h in self.heldout])
+        m = np.ones(len(d), bool) if day is None else d == day
+        return M.auc(y[m], p[m])
+
     # -- the update ----------------------------------------------------------------------------------
     def _new_events(self, store: Any, batch: EventBatch | None) -> tuple[pd.DataFrame | None, int]:
         if batch is not None and batch.since == self.watermark:
@@ -211,19 +246,45 @@ class IncrementalTrainer:
         return frame, last
 
     def _publish(self) -> int:
-        """Copy the trained weights into the spare model (or a new one) and swap it in."""
+        """Copy the trained weights into the spare model (or a new one) and swap it in.
+
+        The spare holds the weights of an earlier publish (two ago, in steady state). Of a sparse-gradient
+        parameter (the embedding tables: most of the model) only the rows that the partial fits since then
+        touched (``Trainer.touched_rows_``) differ, so only those rows are copied; everything else is
+        copied in full, and so is every parameter when that record is incomplete."""
         src = self.trainer.model_
-        spare, self._spare = self._spare, None
+        k = self._published + 1
+        self._touched_log[k] = getattr(self.trainer, "touched_rows_", None)  # from the partial fit just run
+        spare, held, self._spare = self._spare, self._spare_holds, None
         if spare is None or type(spare) is not type(src):
             spare = copy.deepcopy(src)
         else:
+            log = [self._touched_log.get(i) for i in range(held + 1, k + 1)] if held is not None else [None]
+            rows: dict[str, torch.Tensor] | None = None
+            if all(t is not None for t in log):
+                parts: dict[str, list[torch.Tensor]] = {}
+                for t in log:
+                    for name, idx in t.items():  # type: ignore[union-attr]
+                        parts.setdefault(name, []).append(idx)
+                rows = {n: torch.unique(torch.cat(v)) for n, v in parts.items()}
+            sparse = _sparse_parameters(src) if rows is not None else set()
             with torch.no_grad():
-                for a, b in zip(spare.state_dict().values(), src.state_dict().values(), strict=True):
+                dst = dict(spare.named_parameters())
+                for name, p in src.named_parameters():
+                    if name not in sparse:
+                        dst[name].copy_(p)
+                    elif rows is not None and name in rows and len(rows[name]):
+                        idx = rows[name]
+                        dst[name].index_copy_(0, idx, p.index_select(0, idx))
+                for a, b in zip(spare.buffers(), src.buffers(), strict=True):
                     a.copy_(b)
         retired = self.slot.model
         version = self.slot.swap(spare)
         if retired is not src and type(retired) is type(src):
-            self._spare = retired
+            self._spare, self._spare_holds = retired, self._slot_holds
+        self._slot_holds = self._published = k
+        for i in [i for i in self._touched_log if i < k - 3]:
+            del self._touched_log[i]
         return version
 
     def update(self, store: Any, batch: EventBatch | None = None) -> UpdateReport | None:
@@ -242,6 +303,11 @@ class IncrementalTrainer:
         tr = self.trainer
         with torch_threads(tr._threads()):
             enc = self.encode(new)
+            if self.heldout_every and len(self.reports) % self.heldout_every == 0:
+                with torch.no_grad():
+                    p = tr.predict_encoded(enc)["p_click"]
+                day = new["day"].to_numpy(np.int64) if "day" in new.columns else np.zeros(len(new), np.int64)
+                self.heldout.append((len(self.reports), day, new["click"].to_numpy(bool), p))
             replayed = 0
             data = enc
             if self._replay is not None and self.replay_ratio > 0:
