@@ -107,7 +107,10 @@ def main() -> None:
     ap.add_argument("--replay", type=int, default=20_000, help="Rows in each learner's replay buffer.")
     ap.add_argument("--replay-ratio", type=float, default=1.0, help="Replayed rows sampled per new row.")
     ap.add_argument("--online-batch", type=int, default=2048, help="Minibatch rows of an online update.")
-    ap.add_argument("--max-steps", type=int, default=2, help="Most minibatch steps per update.")
+    ap.add_argument(
+        "--max-steps", type=int, default=1,
+        help="Most minibatch steps per update (1: one step of --online-batch rows every window).",
+    )  # fmt: skip
     ap.add_argument(
         "--heldout-every", type=int, default=5,
         help="Every this many updates, score the new rows before training on them (held-out click AUC).",
