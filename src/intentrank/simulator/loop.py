@@ -113,7 +113,10 @@ def run_loop(
         last = int(store.watermark())  # type: ignore[attr-defined]
         fresh = None
         if last > read_at:  # one read of the window's events for every history and learner
-            fresh = load_events(store, items, since_event_id=read_at, until_event_id=last, runs="all")
+            # the window's impressions only (the item table is the world's: not re-read from the store
+            # every window), joined and derived as load_events does for a store
+            imp = store.read_impressions(read_at, last, "all")  # type: ignore[attr-defined]
+            fresh = load_events(imp, items)
             pending.append(fresh)
         t_read += time.perf_counter() - t0
         cpu["reading_events"] += time.process_time() - c0
