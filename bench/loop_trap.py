@@ -39,7 +39,7 @@ from intentrank.config import IntentRankConfig
 from intentrank.ranking.config import RankerConfig
 from intentrank.ranking.events import load_events
 from intentrank.ranking.formula import RankingFormula
-from intentrank.ranking.history import UserHistory
+from intentrank.ranking.history import UserHistory, add_history_columns
 from intentrank.ranking.trainer import Trainer
 from intentrank.runtime import torch_threads
 from intentrank.serving.incremental import IncrementalTrainer, ModelSlot
@@ -104,6 +104,11 @@ def main() -> None:
     ap.add_argument("--log-days", type=int, default=1)
     ap.add_argument("--window-min", type=float, default=5.0)
     ap.add_argument("--live-items", type=int, default=3_000)
+    ap.add_argument(
+        "--initial-rows", type=int, default=None,
+        help="Train the two starting models on a uniform sample of this many log rows (whole slates; "
+        "history columns from the whole log). Default: the whole log.",
+    )  # fmt: skip
     ap.add_argument("--replay", type=int, default=20_000, help="Rows in each learner's replay buffer.")
     ap.add_argument("--replay-ratio", type=float, default=1.0, help="Replayed rows sampled per new row.")
     ap.add_argument("--online-batch", type=int, default=2048, help="Minibatch rows of an online update.")
@@ -146,10 +151,19 @@ def main() -> None:
 
         t0 = time.perf_counter()
         trained: dict[str, Trainer] = {}
+        fit_log = log
+        if args.initial_rows is not None and args.initial_rows < len(log):
+            # history columns from the whole log first (point in time), then a uniform sample of slates
+            fit_log = add_history_columns(log, cfg.ranker.features, cfg.ranker.labels.long_click_threshold_s)
+            slates = fit_log["slate_id"].unique()
+            rng = np.random.default_rng(args.seed)
+            keep = rng.permutation(slates)[: max(1, round(len(slates) * args.initial_rows / len(log)))]
+            fit_log = fit_log[fit_log["slate_id"].isin(keep)].reset_index(drop=True)
+        out["initial_rows"] = len(fit_log)
         formulas = {"clicks": (1.0, 0.0, 0.0), "intent": (1.0, 0.8, 0.0)}
         for arm, labels in (("clicks", CLICK_LABELS), ("intent", INTENT_LABELS)):
             rc = ranker_config(cfg.ranker, labels, formulas[arm])
-            tr = Trainer(rc).fit(log)
+            tr = Trainer(rc).fit(fit_log)
             out[f"initial_{arm}"] = {"click_auc": tr.fit_report_["valid"]["click"]["auc"]}
             online = rc.model_copy(
                 update={"train": rc.train.model_copy(
