@@ -374,8 +374,7 @@ class Trainer:
         ``max_steps`` of them); returns self. The online learner's step (scikit-learn's ``partial_fit``):
         no validation split, no early stopping, no copy of the best weights, and the optimizers' state
         (Adam moments) carries over from one call to the next, as in a streaming learner. Fits a fresh
-        model first when not fitted. ``history_`` gets one record (``train_loss``, ``steps``);
-        ``touched_rows_`` maps each sparse-gradient parameter's name to the rows the call changed."""
+        model first when not fitted. ``history_`` gets one record (``train_loss``, ``steps``)."""
         t = self.config_.train
         with torch_threads(self._threads()):
             data = self.prepare(events, items)
@@ -398,22 +397,15 @@ class Trainer:
             model = self.model_
             model.train()
             run_loss = 0.0
-            sparse = {n: p for n, p in model.named_parameters() if p.requires_grad}
-            touched: dict[str, list[Tensor]] = {}
             with torch_seed(t.seed + len(self.history_)):  # dropout, if any
                 for s in range(steps):
                     total, _ = self.loss(self._batch(data, perm[s * t.batch_size : (s + 1) * t.batch_size]))
                     for o in opts:
                         o.zero_grad(set_to_none=True)
                     total.backward()
-                    for n, p in sparse.items():  # the rows a sparse gradient (so SparseAdam) touches
-                        if p.grad is not None and p.grad.is_sparse:
-                            touched.setdefault(n, []).append(p.grad._indices()[0])
                     for o in opts:
                         o.step()
                     run_loss += float(total.detach())
-            #: per sparse parameter, the rows this call changed (a publisher copies only those rows)
-            self.touched_rows_ = {n: torch.unique(torch.cat(v)) for n, v in touched.items()}
             model.eval()
             rec = {"epoch": float(len(self.history_) + 1), "train_loss": run_loss / steps}
             self.history_.append(rec | {"steps": float(steps)})

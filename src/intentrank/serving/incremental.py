@@ -47,16 +47,6 @@ from intentrank.ranking.trainer import EncodedEvents, Trainer
 from intentrank.runtime import torch_threads
 
 
-def _sparse_parameters(model: torch.nn.Module) -> set[str]:
-    """Names of the parameters with sparse gradients (sparse embedding tables, trained by SparseAdam)."""
-    return {
-        f"{mn}.{pn}" if mn else pn
-        for mn, m in model.named_modules()
-        if isinstance(m, torch.nn.Embedding | torch.nn.EmbeddingBag) and m.sparse
-        for pn, _ in m.named_parameters(recurse=False)
-    }
-
-
 class ModelSlot:
     """The model a policy serves, with a version that increases on every swap (thread-safe)."""
 
@@ -172,12 +162,6 @@ class IncrementalTrainer:
         #: the (user_id, ts, slate_index) contexts of the last update's new rows (e.g. for RL alignment)
         self.last_contexts: pd.DataFrame | None = None
         self._spare: MultiTaskRanker | None = None  # the model the last swap retired (double buffer)
-        # which publish's weights the spare and the slot's model hold (None: unknown, e.g. the slot's first
-        # model), and the rows each publish's partial fit touched (the spare's row-wise refresh)
-        self._published = 0
-        self._spare_holds: int | None = None
-        self._slot_holds: int | None = None
-        self._touched_log: dict[int, dict[str, torch.Tensor] | None] = {}
         self._text_ids = pd.Index([], dtype=np.int64)  # item ids with a row in _text_table
         self._text_table: torch.Tensor | None = None
         self.reports: list[UpdateReport] = []
@@ -246,45 +230,19 @@ class IncrementalTrainer:
         return frame, last
 
     def _publish(self) -> int:
-        """Copy the trained weights into the spare model (or a new one) and swap it in.
-
-        The spare holds the weights of an earlier publish (two ago, in steady state). Of a sparse-gradient
-        parameter (the embedding tables: most of the model) only the rows that the partial fits since then
-        touched (``Trainer.touched_rows_``) differ, so only those rows are copied; everything else is
-        copied in full, and so is every parameter when that record is incomplete."""
+        """Copy the trained weights into the spare model (or a new one) and swap it in."""
         src = self.trainer.model_
-        k = self._published + 1
-        self._touched_log[k] = getattr(self.trainer, "touched_rows_", None)  # from the partial fit just run
-        spare, held, self._spare = self._spare, self._spare_holds, None
+        spare, self._spare = self._spare, None
         if spare is None or type(spare) is not type(src):
             spare = copy.deepcopy(src)
         else:
-            log = [self._touched_log.get(i) for i in range(held + 1, k + 1)] if held is not None else [None]
-            rows: dict[str, torch.Tensor] | None = None
-            if all(t is not None for t in log):
-                parts: dict[str, list[torch.Tensor]] = {}
-                for t in log:
-                    for name, idx in t.items():  # type: ignore[union-attr]
-                        parts.setdefault(name, []).append(idx)
-                rows = {n: torch.unique(torch.cat(v)) for n, v in parts.items()}
-            sparse = _sparse_parameters(src) if rows is not None else set()
             with torch.no_grad():
-                dst = dict(spare.named_parameters())
-                for name, p in src.named_parameters():
-                    if name not in sparse:
-                        dst[name].copy_(p)
-                    elif rows is not None and name in rows and len(rows[name]):
-                        idx = rows[name]
-                        dst[name].index_copy_(0, idx, p.index_select(0, idx))
-                for a, b in zip(spare.buffers(), src.buffers(), strict=True):
+                for a, b in zip(spare.state_dict().values(), src.state_dict().values(), strict=True):
                     a.copy_(b)
         retired = self.slot.model
         version = self.slot.swap(spare)
         if retired is not src and type(retired) is type(src):
-            self._spare, self._spare_holds = retired, self._slot_holds
-        self._slot_holds = self._published = k
-        for i in [i for i in self._touched_log if i < k - 3]:
-            del self._touched_log[i]
+            self._spare = retired
         return version
 
     def update(self, store: Any, batch: EventBatch | None = None) -> UpdateReport | None:
