@@ -18,7 +18,7 @@ from intentrank.store import EventStore
 from .test_loop import SMALL, world_and_log  # noqa: F401 (the module's world fixture)
 
 
-def test_window_read_without_the_item_table_equals_load_events(world_and_log, tmp_path) -> None:
+def test_window_read_without_the_item_table_equals_load_events(world_and_log, tmp_path) -> None:  # noqa: F811
     world, log = world_and_log
     items = world.catalogue.items
     with EventStore(tmp_path / "ev.duckdb") as store:
@@ -30,8 +30,8 @@ def test_window_read_without_the_item_table_equals_load_events(world_and_log, tm
     pd.testing.assert_frame_equal(got, ref)
 
 
-def test_batched_and_generic_scoring_serve_the_same_loop(world_and_log, tmp_path) -> None:
-    world, log = world_and_log
+def test_batched_and_generic_scoring_serve_the_same_loop(world_and_log, tmp_path) -> None:  # noqa: F811
+    world, _ = world_and_log
     model = MultiTaskRanker(RankerConfig.model_validate(SMALL)).eval()
     logs, days = [], []
     for fast in (True, False):
@@ -39,7 +39,7 @@ def test_batched_and_generic_scoring_serve_the_same_loop(world_and_log, tmp_path
         pol = RankerPolicy(model, history=history, fast=fast, name="ranker")
         with EventStore(tmp_path / f"{fast}.duckdb") as store:
             store.write_items(world.catalogue.items)
-            res = run_loop(world, {"ranker": pol, "truth": get_policy("truth_formula")}, store, seed=3,
+            run_loop(world, {"ranker": pol, "truth": get_policy("truth_formula")}, store, seed=3,
                            on_day=lambda d, r: days.append((d.day, len(r.day_frame(d.day)))))  # fmt: skip
             logs.append(store.read_impressions())
         assert history.events > 0  # the served history was fed window by window
