@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import sys
 import tempfile
 import time
@@ -38,7 +39,7 @@ from intentrank.config import IntentRankConfig
 from intentrank.ranking.config import RankerConfig
 from intentrank.ranking.events import load_events
 from intentrank.ranking.formula import RankingFormula
-from intentrank.ranking.history import UserHistory
+from intentrank.ranking.history import UserHistory, add_history_columns
 from intentrank.ranking.trainer import Trainer
 from intentrank.runtime import torch_threads
 from intentrank.serving.incremental import IncrementalTrainer, ModelSlot
@@ -103,10 +104,22 @@ def main() -> None:
     ap.add_argument("--log-days", type=int, default=1)
     ap.add_argument("--window-min", type=float, default=5.0)
     ap.add_argument("--live-items", type=int, default=3_000)
+    ap.add_argument(
+        "--initial-rows", type=int, default=None,
+        help="Train the two starting models on a uniform sample of this many log rows (whole slates; "
+        "history columns from the whole log). Default: the whole log.",
+    )  # fmt: skip
     ap.add_argument("--replay", type=int, default=20_000, help="Rows in each learner's replay buffer.")
     ap.add_argument("--replay-ratio", type=float, default=1.0, help="Replayed rows sampled per new row.")
     ap.add_argument("--online-batch", type=int, default=2048, help="Minibatch rows of an online update.")
-    ap.add_argument("--max-steps", type=int, default=2, help="Most minibatch steps per update.")
+    ap.add_argument(
+        "--max-steps", type=int, default=1,
+        help="Most minibatch steps per update (1: one step of --online-batch rows every window).",
+    )  # fmt: skip
+    ap.add_argument(
+        "--heldout-every", type=int, default=5,
+        help="Every this many updates, score the new rows before training on them (held-out click AUC).",
+    )  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--store", type=Path, default=None, help="Event store (default: a temporary file).")
@@ -118,12 +131,13 @@ def main() -> None:
         update={"enabled": True, "window_min": args.window_min, "live_items": args.live_items}
     )
     sim_cfg = cfg.simulator.model_copy(update={"users": args.users, "days": args.days, "living": living})
-    t_all = time.perf_counter()
+    t_all, c_all = time.perf_counter(), time.process_time()
     pool = build_catalogue(config=sim_cfg.catalogue, seed=args.seed)
     cat = living_catalogue(pool, living, days=args.log_days + args.days, seed=args.seed)
     world = World.create(cat, sim_cfg, seed=args.seed)
     store_path = args.store or Path(tempfile.mkdtemp()) / "loop.duckdb"
-    out: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "items_scheduled": len(cat)}
+    out: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "items_scheduled": len(cat),
+                           "loadavg_start": os.getloadavg(), "setup_seconds": {}}  # fmt: skip
     with torch_threads(args.threads), EventStore(store_path) as store:
         store.write_items(cat.items)
         t0 = time.perf_counter()
@@ -132,14 +146,24 @@ def main() -> None:
         ) as run:
             Simulator(world, get_policy("random"), seed=args.seed).run(StoreSink(run), days=args.log_days)
         log = load_events(store, runs=[run.run_id])
+        out["setup_seconds"]["log"] = round(time.perf_counter() - t0, 1)
         print(f"log: {len(log):,} impressions in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
         t0 = time.perf_counter()
         trained: dict[str, Trainer] = {}
+        fit_log = log
+        if args.initial_rows is not None and args.initial_rows < len(log):
+            # history columns from the whole log first (point in time), then a uniform sample of slates
+            fit_log = add_history_columns(log, cfg.ranker.features, cfg.ranker.labels.long_click_threshold_s)
+            slates = fit_log["slate_id"].unique()
+            rng = np.random.default_rng(args.seed)
+            keep = rng.permutation(slates)[: max(1, round(len(slates) * args.initial_rows / len(log)))]
+            fit_log = fit_log[fit_log["slate_id"].isin(keep)].reset_index(drop=True)
+        out["initial_rows"] = len(fit_log)
         formulas = {"clicks": (1.0, 0.0, 0.0), "intent": (1.0, 0.8, 0.0)}
         for arm, labels in (("clicks", CLICK_LABELS), ("intent", INTENT_LABELS)):
             rc = ranker_config(cfg.ranker, labels, formulas[arm])
-            tr = Trainer(rc).fit(log)
+            tr = Trainer(rc).fit(fit_log)
             out[f"initial_{arm}"] = {"click_auc": tr.fit_report_["valid"]["click"]["auc"]}
             online = rc.model_copy(
                 update={"train": rc.train.model_copy(
@@ -148,6 +172,7 @@ def main() -> None:
             )  # fmt: skip
             tr.config = online
             trained[arm] = tr
+        out["setup_seconds"]["initial_training"] = round(time.perf_counter() - t0, 1)
         print(f"initial models trained in {time.perf_counter() - t0:.1f}s: {out}", file=sys.stderr)
 
         policies: dict[str, Any] = {}
@@ -170,6 +195,7 @@ def main() -> None:
                 history=UserHistory(cfg.ranker.labels.long_click_threshold_s).update(log),
                 replay_ratio=args.replay_ratio,
                 max_steps=args.max_steps,
+                heldout_every=args.heldout_every,
             )
         policies["truth_formula"] = get_policy("truth_formula")
         policies["ctr_oracle"] = get_policy("ctr_oracle")
@@ -178,8 +204,44 @@ def main() -> None:
         def progress(w: Any) -> None:
             n_windows[0] += 1
             if n_windows[0] % 50 == 0:
-                print(f"  day {w.day} window {w.window}: {time.perf_counter() - t_all:.0f}s", file=sys.stderr)
+                print(f"  day {w.day} window {w.window}: {time.perf_counter() - t_all:.0f}s "
+                      f"(CPU {time.process_time() - c_all:.0f}s, load {os.getloadavg()[0]:.1f})",
+                      file=sys.stderr, flush=True)  # fmt: skip
 
+        arms = list(policies)
+        out["per_day"] = {}
+
+        def report_day(day: Any, res: Any) -> None:
+            """Print the day's rows and write the figures so far (a long run reports days as they end)."""
+            d = day.day
+            frame = res.day_frame(d)
+            rows = day_table(frame, arms)
+            out["per_day"][d] = rows
+            for r in rows:
+                print(
+                    f"| {d} | {r['arm']} | {fmt(r['heavy_share'], True)} | {fmt(r['ctr'], True)} | "
+                    f"{fmt(r['time_spent_s'])} | {fmt(r['conversions'])} | {fmt(r['return_rate'])} |",
+                    flush=True,
+                )
+            cmp = compare_kpis(frame, "clicks", "intent").set_index("metric")
+            out["per_day"][f"{d}_intent_vs_clicks"] = {
+                m: [cmp.at[m, "rel_value"], cmp.at[m, "rel_ci_low"], cmp.at[m, "rel_ci_high"]]
+                for m in ("ctr", "time_spent_s", "conversions", "impressions_heavy", "return_rate")
+                if m in cmp.index
+            }
+            auc = {a: lr.heldout_auc(d) for a, lr in learners.items()}
+            out["per_day"][f"{d}_heldout_click_auc"] = auc
+            print(f"  day {d}: held-out click AUC (p_click before training on the rows): {auc}", flush=True)
+            out["days_done"] = d - args.log_days + 1
+            out["seconds_so_far"] = round(time.perf_counter() - t_all, 1)
+            out["cpu_seconds_so_far"] = round(time.process_time() - c_all, 1)
+            out["loadavg_now"] = os.getloadavg()
+            print(f"  day {d} done at {out['seconds_so_far']:.0f}s", file=sys.stderr, flush=True)
+            if args.json:
+                args.json.write_text(json.dumps(out, indent=2, default=float))
+
+        print("\n| day | arm | heavy share % | CTR % | time s/user | conversions/user | return rate |")
+        print("|---|---|---|---|---|---|---|", flush=True)
         res = run_loop(
             world,
             policies,
@@ -189,29 +251,14 @@ def main() -> None:
             days=args.days,
             first_day=args.log_days,
             on_window=progress,
+            on_day=report_day,
         )
 
-    arms = list(policies)
     out["seconds"] = res.seconds | {"all": round(time.perf_counter() - t_all, 1)}
+    out["loadavg_end"] = os.getloadavg()
     out["updates"] = {a: len(r) for a, r in res.updates.items()}
-    out["per_day"] = {}
-    print("\n| day | arm | heavy share % | CTR % | time s/user | conversions/user | return rate |")
-    print("|---|---|---|---|---|---|---|")
-    for d in range(args.log_days, args.log_days + args.days):
-        frame = res.day_frame(d)
-        rows = day_table(frame, arms)
-        out["per_day"][d] = rows
-        for r in rows:
-            print(
-                f"| {d} | {r['arm']} | {fmt(r['heavy_share'], True)} | {fmt(r['ctr'], True)} | "
-                f"{fmt(r['time_spent_s'])} | {fmt(r['conversions'])} | {fmt(r['return_rate'])} |"
-            )
-        cmp = compare_kpis(frame, "clicks", "intent").set_index("metric")
-        out["per_day"][f"{d}_intent_vs_clicks"] = {
-            m: [cmp.at[m, "rel_value"], cmp.at[m, "rel_ci_low"], cmp.at[m, "rel_ci_high"]]
-            for m in ("ctr", "time_spent_s", "conversions", "impressions_heavy", "return_rate")
-            if m in cmp.index
-        }
+    out["heldout_click_auc"] = {a: lr.heldout_auc() for a, lr in learners.items()}
+    print(f"held-out click AUC of the learners over the loop: {out['heldout_click_auc']}")
     # does the click-trained arm drift toward clickbait? heavy share of its first vs last day (95% CIs)
     first, last = out["per_day"][args.log_days], out["per_day"][args.log_days + args.days - 1]
     drift = {}

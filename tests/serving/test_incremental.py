@@ -130,3 +130,19 @@ def test_swaps_copy_into_the_retired_model_and_serve_the_trained_weights(setup) 
 def test_bad_learner_settings_name_the_argument(setup, arg: str, value: float) -> None:
     with pytest.raises(ConfigError, match=arg):
         IncrementalTrainer(setup[0], **{arg: value})
+
+
+def test_heldout_rows_are_scored_before_training_and_published_weights_equal_the_trained(setup) -> None:
+    trainer, store, items, later = setup
+    inc = IncrementalTrainer(trainer, items=items, max_steps=1, heldout_every=2)
+    for k in range(6):
+        store.append_impressions(later.iloc[k * 400 : (k + 1) * 400])
+        inc.update(store)
+        served = dict(inc.slot.model.named_parameters())
+        for name, p in trainer.model_.named_parameters():
+            assert torch.equal(served[name], p), (k, name)
+    # progressive validation: every 2nd update's new rows scored before training on them
+    assert [h[0] for h in inc.heldout] == [0, 2, 4]
+    assert sum(len(h[2]) for h in inc.heldout) == 1200
+    auc = inc.heldout_auc()
+    assert auc is not None and 0.0 < auc < 1.0

@@ -46,7 +46,7 @@ def test_fast_scores_equal_generic_path(world, arch) -> None:
     model = MultiTaskRanker(RankerConfig.model_validate(arch)).eval()
     assert supports(model)
     history = _history(imp, items)
-    pol = RankerPolicy(model, history=history)
+    pol = RankerPolicy(model, history=history, fast=False)  # the generic row builder
     snap = ItemSnapshot.build(items, np.zeros(len(items), bool))
     rng = np.random.default_rng(0)
     prep = PreparedItems(model, pol.candidate_features(snap, model), history)

@@ -278,25 +278,46 @@ class UserHistory:
         ts = events["ts"].to_numpy(np.float64)
         click, read = _outcomes(events, self.long_click_threshold_s)
         day = np.floor(ts / SECONDS_PER_DAY).astype(np.int64)
-        g = pd.DataFrame({"u": user, "imp": 1.0, "clk": click.astype(np.float64),
-                          "lc": np.where(click, ts, -np.inf), "day": day})  # fmt: skip
-        prev_last_day = self.last_day(user)
-        new_days = g[day > prev_last_day].drop_duplicates(["u", "day"]).groupby("u").size().astype(np.float64)
-        agg = g.groupby("u").agg(
-            impressions=("imp", "sum"), clicks=("clk", "sum"), last_click_ts=("lc", "max"),
-            last_day=("day", "max"),
-        )  # fmt: skip
-        agg["active_days"] = new_days.reindex(agg.index, fill_value=0.0)
-        agg["last_day"] = agg["last_day"].astype(np.float64)
-        old = self._users.reindex(self._users.index.union(agg.index))
-        new = agg.reindex(old.index)
-        merged = pd.DataFrame(index=old.index)
-        for c in ("impressions", "clicks", "active_days"):
-            merged[c] = old[c].fillna(0.0) + new[c].fillna(0.0)
-        for c in ("last_click_ts", "last_day"):
-            merged[c] = np.fmax(old[c].to_numpy(), new[c].to_numpy())
-        merged["last_click_ts"] = merged["last_click_ts"].fillna(-np.inf)
-        self._users = merged[list(self._USER_COLS)]
+        # per user of the batch, with NumPy (no groupby): impressions, clicks, last click, last day, and
+        # the distinct days after the user's last active day so far (new active days)
+        uniq, inv = np.unique(user, return_inverse=True)
+        inv = inv.reshape(-1)
+        nu = len(uniq)
+        imps = np.bincount(inv, minlength=nu).astype(np.float64)
+        clks = np.bincount(inv, weights=click.astype(np.float64), minlength=nu)
+        last_click = np.full(nu, -np.inf)
+        np.maximum.at(last_click, inv[click], ts[click])
+        last_day = np.full(nu, -np.inf)
+        np.maximum.at(last_day, inv, day.astype(np.float64))
+        old_index = self._users.index
+        pos = old_index.get_indexer(uniq)
+        prev_last_day = np.where(pos >= 0, self._users["last_day"].to_numpy(np.float64)[np.maximum(pos, 0)]
+                                 if len(old_index) else -1.0, -1.0)  # fmt: skip
+        fresh = day > prev_last_day[inv]
+        d0 = int(day.min())
+        pairs = np.unique(inv[fresh].astype(np.int64) << 32 | (day[fresh] - d0))
+        new_days = np.bincount(pairs >> 32, minlength=nu).astype(np.float64)
+        cols = {c: self._users[c].to_numpy(np.float64).copy() for c in self._USER_COLS}
+        index = old_index
+        unseen = pos < 0
+        if unseen.any():  # new users: rows appended (zero sums), then the index sorted as a union would be
+            k = int(unseen.sum())
+            index = old_index.append(pd.Index(uniq[unseen], dtype=np.int64))
+            for c, fill in (("impressions", 0.0), ("clicks", 0.0), ("last_click_ts", -np.inf),
+                            ("active_days", 0.0), ("last_day", -np.inf)):  # fmt: skip
+                cols[c] = np.r_[cols[c], np.full(k, fill)]
+            pos = pos.copy()
+            pos[unseen] = len(old_index) + np.arange(k)
+        cols["impressions"][pos] += imps
+        cols["clicks"][pos] += clks
+        cols["active_days"][pos] += new_days
+        cols["last_click_ts"][pos] = np.fmax(cols["last_click_ts"][pos], last_click)
+        cols["last_day"][pos] = np.fmax(cols["last_day"][pos], last_day)
+        if unseen.any() and not index.is_monotonic_increasing:
+            order = np.argsort(index.to_numpy(), kind="stable")
+            index = index[order]
+            cols = {c: v[order] for c, v in cols.items()}
+        self._users = pd.DataFrame(cols, index=index)[list(self._USER_COLS)]
         topic = events["topic"].astype(str).to_numpy(object)
         new_users = pd.Index(pd.unique(user)).difference(self._topic_users)
         new_topics = pd.Index(pd.unique(topic)).difference(self._topic_names)

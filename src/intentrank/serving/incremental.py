@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 
 from intentrank.errors import ConfigError
+from intentrank.ranking import metrics as M
 from intentrank.ranking.candidates import CONTEXT_COLUMNS
 from intentrank.ranking.events import load_events
 from intentrank.ranking.history import UserHistory, history_columns_needed, history_features_for_events
@@ -122,6 +123,9 @@ class IncrementalTrainer:
         replay_ratio: replayed rows drawn (uniformly, without replacement) from the buffer per new row.
         max_steps: most minibatch steps per update (None: one full pass over new + replayed rows); a
             fixed budget keeps an update's cost flat however much traffic a window brings.
+        heldout_every: every this many updates (0: never), score the new rows with the model *before*
+            training on them (progressive validation: rows the model has not learned from) and keep
+            their raw clicks and p_click (:meth:`heldout_auc`).
     """
 
     def __init__(
@@ -138,6 +142,7 @@ class IncrementalTrainer:
         *,
         replay_ratio: float = 1.0,
         max_steps: int | None = None,
+        heldout_every: int = 0,
     ) -> None:
         trainer.model_  # noqa: B018 (raises AttributeError early when the trainer is not fitted)
         for name, value, low in (("replay_events", replay_events, 0), ("min_new_events", min_new_events, 1),
@@ -160,6 +165,9 @@ class IncrementalTrainer:
         self._text_ids = pd.Index([], dtype=np.int64)  # item ids with a row in _text_table
         self._text_table: torch.Tensor | None = None
         self.reports: list[UpdateReport] = []
+        self.heldout_every = int(heldout_every)
+        #: (update index, day of each row, raw click, p_click before training) of the held-out updates
+        self.heldout: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
         cfg = trainer.config_
         self._history_cols = history_columns_needed(cfg.features)
         if history is None and self._history_cols:
@@ -194,6 +202,17 @@ class IncrementalTrainer:
         text = self._text_rows(frame)  # first: it may grow the table
         cat_t, dense_t = torch.from_numpy(cat), torch.from_numpy(dense)
         return EncodedEvents(cat_t, dense_t, lab, slate, text, self._text_table)
+
+    def heldout_auc(self, day: int | None = None) -> float | None:
+        """Click ROC-AUC of p_click on the held-out updates' rows (raw clicks, whatever the learner's
+        click target), optionally of one day's rows; None without both classes."""
+        if not self.heldout:
+            return None
+        d = np.concatenate([h[1] for h in self.heldout])
+        y = np.concatenate([h[2] for h in self.heldout]).astype(np.float64)
+        p = np.concatenate([h[3] for h in self.heldout])
+        m = np.ones(len(d), bool) if day is None else d == day
+        return M.auc(y[m], p[m])
 
     # -- the update ----------------------------------------------------------------------------------
     def _new_events(self, store: Any, batch: EventBatch | None) -> tuple[pd.DataFrame | None, int]:
@@ -242,6 +261,11 @@ class IncrementalTrainer:
         tr = self.trainer
         with torch_threads(tr._threads()):
             enc = self.encode(new)
+            if self.heldout_every and len(self.reports) % self.heldout_every == 0:
+                with torch.no_grad():
+                    p = tr.predict_encoded(enc)["p_click"]
+                day = new["day"].to_numpy(np.int64) if "day" in new.columns else np.zeros(len(new), np.int64)
+                self.heldout.append((len(self.reports), day, new["click"].to_numpy(bool), p))
             replayed = 0
             data = enc
             if self._replay is not None and self.replay_ratio > 0:

@@ -21,6 +21,7 @@ from intentrank.ranking.checkpoint import load_checkpoint
 from intentrank.ranking.formula import RankingFormula
 from intentrank.ranking.history import UserHistory
 from intentrank.ranking.models.multitask import MultiTaskRanker
+from intentrank.serving.batched import BatchedItems, supports, weights_stamp
 from intentrank.serving.incremental import ModelSlot
 from intentrank.serving.policy import ItemTable, Policy, SlateRequest
 
@@ -42,6 +43,9 @@ class RankerPolicy(Policy):
         history: the users' history for the user-history features; the caller feeds it the served
             events (the closed loop does, after each window). Default: an empty history of its own, so
             until someone feeds it every user is served as a new user.
+        fast: score plain :class:`MultiTaskRanker` models by the batched fast path
+            (:class:`~intentrank.serving.batched.BatchedItems`: item-side inputs computed once per model
+            state, the same outputs up to float32 rounding); False: always the generic row builder.
 
     Example:
         ``RankerPolicy.from_checkpoint("runs/latest/model", formula=RankingFormula(1, 0.8, 0))``
@@ -58,6 +62,7 @@ class RankerPolicy(Policy):
         position: int = 0,
         batch_rows: int = 65_536,
         history: UserHistory | None = None,
+        fast: bool = True,
     ) -> None:
         self.slot = model if isinstance(model, ModelSlot) else ModelSlot(model)
         self.formula = formula or RankingFormula.from_config(self.slot.model.config.formula)
@@ -72,6 +77,9 @@ class RankerPolicy(Policy):
         #: (item-table id, row builder) of the last item table: one tuple, so concurrent requests read a
         #: matching pair
         self._rows: tuple[int, CandidateFeatures] | None = None
+        self.fast = fast
+        #: ((weights stamp, item-table id), batched item side) of the last model state served fast
+        self._batched: tuple[tuple[Any, int], BatchedItems] | None = None
 
     @property
     def model(self) -> MultiTaskRanker:
@@ -94,6 +102,20 @@ class RankerPolicy(Policy):
         self._rows = (key, rows)
         return rows
 
+    def batched_items(
+        self, items: ItemTable, model: MultiTaskRanker, rows: CandidateFeatures | None = None
+    ) -> BatchedItems:
+        """The fast path's item side for this item table and ``model``'s current weights (rebuilt when
+        either changes: the loop's learner copies new weights into the served model every window)."""
+        key = (weights_stamp(model), id(items.items))
+        cached = self._batched
+        if cached is not None and cached[0] == key and cached[1].model is model:
+            return cached[1]
+        rows = rows if rows is not None else self.candidate_features(items, model)
+        prepared = BatchedItems(model, rows, self.history)
+        self._batched = (key, prepared)
+        return prepared
+
     @torch.no_grad()
     def predict(
         self, request: SlateRequest, items: ItemTable, model: MultiTaskRanker | None = None
@@ -103,6 +125,10 @@ class RankerPolicy(Policy):
         B, K = request.candidates.shape
         model = model if model is not None else self.slot.model  # one read: a swap cannot mix two models
         rows = self.candidate_features(items, model)
+        if self.fast and supports(model):
+            return self.batched_items(items, model, rows).predict_block(
+                request.user_ids, request.candidates, request.slate_index, request.ts, request.day
+            )
         cat, dense = rows.encode(
             request.user_ids, request.candidates, request.slate_index, request.ts, request.day
         )

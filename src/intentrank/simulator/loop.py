@@ -70,6 +70,7 @@ def run_loop(
     days: int | None = None,
     first_day: int = 0,
     on_window: Callable[[WindowResult], None] | None = None,
+    on_day: Callable[[DayResult, LoopResult], None] | None = None,
 ) -> LoopResult:
     """Simulate ``world`` (a living catalogue) with ``policies`` as arms, writing events to a new run of
     the event store ``store``; after every ``update_every`` windows (default
@@ -77,7 +78,9 @@ def run_loop(
     learner may serve several arms) updates from the events since its last update. ``days`` (default
     ``simulator.days``) from ``first_day`` on (continuing a logging phase's timeline on the same world).
     Returns the per-user KPIs and the record; ``seconds`` splits the wall time into simulation, scoring
-    (the policies' ``scores``), reading events, user histories and training."""
+    (the policies' ``scores``), reading events, user histories and training. ``on_day`` is called after
+    each simulated day with the day and the result so far (``result.day_frame(day)`` works already: a
+    long run can report its days as they finish)."""
     if not world.catalogue.living:
         raise ConfigError("the loop needs the living world (simulator.living.enabled and a living catalogue)")
     if update_every is None:
@@ -110,7 +113,10 @@ def run_loop(
         last = int(store.watermark())  # type: ignore[attr-defined]
         fresh = None
         if last > read_at:  # one read of the window's events for every history and learner
-            fresh = load_events(store, items, since_event_id=read_at, until_event_id=last, runs="all")
+            # the window's impressions only (the item table is the world's: not re-read from the store
+            # every window), joined and derived as load_events does for a store
+            imp = store.read_impressions(read_at, last, "all")  # type: ignore[attr-defined]
+            fresh = load_events(imp, items)
             pending.append(fresh)
         t_read += time.perf_counter() - t0
         cpu["reading_events"] += time.process_time() - c0
@@ -142,15 +148,22 @@ def run_loop(
         if on_window is not None:
             on_window(w)
 
+    t_report = c_report = 0.0
     t0, c_all = time.perf_counter(), time.process_time()
     # one run of the store; the loop's users are the world's, so their ids are kept as they are
     with store.begin_run(  # type: ignore[attr-defined]
         seed=seed, policy=",".join(sim.arm_names), command="loop", on_existing="append", shared_users=True
     ) as run:
         result.run_id = run.run_id
-        result.days = list(sim.iter_days(StoreSink(run), days, on_window=hook, first_day=first_day))
-    total = time.perf_counter() - t0
-    cpu_total = time.process_time() - c_all
+        for day in sim.iter_days(StoreSink(run), days, on_window=hook, first_day=first_day):
+            result.days.append(day)
+            if on_day is not None:  # the caller's reporting is not the loop's time
+                t1, c1 = time.perf_counter(), time.process_time()
+                on_day(day, result)
+                t_report += time.perf_counter() - t1
+                c_report += time.process_time() - c1
+    total = time.perf_counter() - t0 - t_report
+    cpu_total = time.process_time() - c_all - c_report
     cpu_rest = cpu_total - sum(cpu.values()) - sim.cpu_scoring
     scoring = sim.seconds_scoring
     result.seconds = {"total": round(total, 2), "training": round(t_train, 2),
