@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
@@ -140,6 +140,17 @@ def create_app(state: ServiceState, model_dir: Path | None = None) -> FastAPI:
     FeedRequest, EventsRequest = models.FeedRequest, models.EventsRequest
     ItemsRequest, ScoreRequest = models.ItemsRequest, models.ScoreRequest
     auth = [Depends(require_token(state.token))]
+
+    async def request_clock(
+        x_intentrank_clock: float | None = Header(
+            None, description="The request's simulated time, seconds since the service's epoch (only and "
+            "always with service.simulated_clock)."
+        ),
+    ) -> None:  # fmt: skip
+        # async: it sets the request's context, which the endpoint's thread inherits
+        state.use_clock(x_intentrank_clock)
+
+    clock = [Depends(request_clock)]
     # the demo page (h13-http): its events-only token is admitted by /v1/events alone
     page_token = page.demo_token(state.config.demo)
     events_auth = [Depends(require_token(state.token, *([page_token] if page_token else [])))]
@@ -163,7 +174,7 @@ def create_app(state: ServiceState, model_dir: Path | None = None) -> FastAPI:
     async def _bad_data(request: Request, err: IntentRankError) -> JSONResponse:
         return JSONResponse({"detail": str(err)}, status_code=422)
 
-    @app.post("/v1/feed", response_model=FeedResponse, tags=["feed"])
+    @app.post("/v1/feed", response_model=FeedResponse, tags=["feed"], dependencies=clock)
     def feed(body: FeedRequest) -> dict[str, Any]:  # type: ignore[valid-type]
         """The next slate of the user's session: no item repeats within the session, none the user
         clicked, ranked by the newest model with the arm's clickbait penalty."""
@@ -182,7 +193,7 @@ def create_app(state: ServiceState, model_dir: Path | None = None) -> FastAPI:
     # the body is validated from its raw bytes into columns (pydantic-core, no model per event) rather than
     # by FastAPI (json.loads, then a model instance per event): the documented schema is EventsRequest's
     @app.post(
-        "/v1/events", response_model=EventsResponse, tags=["feed"], dependencies=events_auth,
+        "/v1/events", response_model=EventsResponse, tags=["feed"], dependencies=events_auth + clock,
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": _inline_refs(EventsRequest.model_json_schema())}}}},
     )  # fmt: skip
@@ -190,7 +201,7 @@ def create_app(state: ServiceState, model_dir: Path | None = None) -> FastAPI:
         """Outcomes of served items; the response comes only after the store committed them."""
         return await run_in_threadpool(ingest_body, await request.body())
 
-    @app.post("/v1/items", response_model=ItemsResponse, tags=["catalogue"], dependencies=auth)
+    @app.post("/v1/items", response_model=ItemsResponse, tags=["catalogue"], dependencies=auth + clock)
     def items(body: ItemsRequest) -> dict[str, Any]:  # type: ignore[valid-type]
         """Add items (scored for clickbait on arrival) and retire items."""
         b: Any = body

@@ -11,7 +11,7 @@ Unknown fields are refused (a typo is an error, not a silently ignored setting).
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
 import numpy as np
 from pydantic import (
@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
     with_config,
 )
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from intentrank.service.config import ServiceLimits
 
@@ -34,10 +34,11 @@ MAX_USER_ID = 2**62
 MAX_ID = 2**63 - 1
 MAX_DWELL_S = 86_400.0
 #: The fields of one event of POST /v1/events, in column order.
-EVENT_FIELDS = ("slate_id", "item_id", "click", "dwell_s", "bounce", "conversion")
+EVENT_FIELDS = ("slate_id", "item_id", "click", "dwell_s", "bounce", "conversion", "ts")
 _DTYPES = {"slate_id": np.int64, "item_id": np.int64, "click": bool, "dwell_s": np.float64, "bounce": bool,
-           "conversion": bool}  # fmt: skip
-_DEFAULTS: dict[str, Any] = {"dwell_s": 0.0, "bounce": False, "conversion": False}
+           "conversion": bool, "ts": np.float64}  # fmt: skip
+#: what a missing field is (``ts``: NaN, the slate's time)
+_DEFAULTS: dict[str, Any] = {"dwell_s": 0.0, "bounce": False, "conversion": False, "ts": math.nan}
 
 
 class _Strict(BaseModel):
@@ -91,6 +92,12 @@ def request_models(limits: ServiceLimits) -> RequestModels:
     ]
     Bounce = Annotated[bool, Field(description="Clicked and left at once (needs click).")]
     Conversion = Annotated[bool, Field(description="Clicked and converted (needs click).")]
+    Ts = Annotated[
+        float,
+        Field(ge=0.0, allow_inf_nan=False, description="When it happened, seconds since the service's "
+              "epoch, not before its slate was served; only with service.simulated_clock (default: the "
+              "slate's time)."),
+    ]  # fmt: skip
     batch = Field(min_length=1, max_length=limits.max_events_per_batch)
 
     class EventIn(_Strict):
@@ -103,6 +110,7 @@ def request_models(limits: ServiceLimits) -> RequestModels:
         dwell_s: Dwell = 0.0
         bounce: Bounce = False
         conversion: Conversion = False
+        ts: Ts = None  # type: ignore[assignment]  # (absent: the slate's time)
 
     class EventsRequest(_Strict):
         """A batch of events; acknowledged only once stored durably."""
@@ -117,6 +125,7 @@ def request_models(limits: ServiceLimits) -> RequestModels:
         dwell_s: NotRequired[Dwell]
         bounce: NotRequired[Bounce]
         conversion: NotRequired[Conversion]
+        ts: NotRequired[Ts]
 
     @with_config(ConfigDict(extra="forbid"))
     class EventsBody(TypedDict):
@@ -170,12 +179,13 @@ def request_models(limits: ServiceLimits) -> RequestModels:
 
 def event_columns(events: Sequence[Any]) -> dict[str, np.ndarray]:
     """Events (dicts as parsed, or objects with the fields as attributes) as NumPy columns
-    (:data:`EVENT_FIELDS`; a missing dwell_s/bounce/conversion is 0/false)."""
+    (:data:`EVENT_FIELDS`; a missing dwell_s/bounce/conversion is 0/false, a missing ts NaN)."""
     n = len(events)
     if n and isinstance(events[0], dict):
         cols = {k: [e.get(k, _DEFAULTS.get(k)) for e in events] for k in EVENT_FIELDS}
     else:
         cols = {k: [getattr(e, k, _DEFAULTS.get(k)) for e in events] for k in EVENT_FIELDS}
+        cols["ts"] = [math.nan if t is None else t for t in cols["ts"]]
     return {k: np.array(cols[k], dtype=_DTYPES[k]) if n else np.empty(0, _DTYPES[k]) for k in EVENT_FIELDS}
 
 
@@ -239,6 +249,10 @@ class HealthResponse(BaseModel):
     live_items: int
     sessions: int
     run_id: int
+    simulated_clock: bool = Field(
+        False,
+        description="Requests carry their simulated time (X-Intentrank-Clock; service.simulated_clock).",
+    )
 
 
 class ModelEntry(BaseModel):

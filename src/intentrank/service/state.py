@@ -19,7 +19,9 @@ and the trap detector.
 
 from __future__ import annotations
 
+import contextvars
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -58,6 +60,8 @@ from intentrank.simulator.engine import assign_arms
 from intentrank.store.event_store import EventStore, RunHandle
 
 DAY_S = 86_400.0
+#: The simulated time of the request being served (service.simulated_clock; set by ``use_clock``).
+_REQUEST_CLOCK: contextvars.ContextVar[float | None] = contextvars.ContextVar("ir_clock", default=None)
 #: Models kept for rollback (the served one and the ones before it).
 KEEP_MODELS = 3
 #: Entries of the model history shown by /v1/models.
@@ -134,6 +138,9 @@ class ServiceState:
         self.versions = [ModelVersion(self.slot.version, model_source, time.time(), model)]
         self.metrics.model(self.slot.version, self.slot.swaps)
         self.epoch = clock()
+        #: the latest simulated time seen (service.simulated_clock), guarded by its lock
+        self._sim_latest = 0.0
+        self._clock_lock = threading.Lock()
         self.store = store
         self._store_lock = threading.Lock()
         self._committer = GroupCommitter(self._commit_group)
@@ -152,8 +159,43 @@ class ServiceState:
 
     # -- time -------------------------------------------------------------------------------------------
     def now(self) -> float:
-        """Seconds since the run's epoch (the ``ts`` of events and the time features of the model)."""
+        """Seconds since the run's epoch (the ``ts`` of slates and the time features of the model): the
+        wall clock, or with ``simulated_clock`` the request's simulated time (:meth:`use_clock`; outside a
+        request, the latest simulated time seen)."""
+        if self.config.simulated_clock:
+            ts = _REQUEST_CLOCK.get()
+            return self._sim_latest if ts is None else ts
         return self.clock() - self.epoch
+
+    def use_clock(self, ts: float | None) -> None:
+        """Run the current request (its context) at simulated time ``ts`` (the X-Intentrank-Clock header):
+        required with ``service.simulated_clock``, refused without it; finite, ≥ 0 and at most
+        ``simulated_clock_tolerance_s`` behind the latest time seen (which it advances)."""
+        cfg = self.config
+        if not cfg.simulated_clock:
+            if ts is not None:
+                raise ServiceError(
+                    422, "X-Intentrank-Clock was sent but this service runs on the wall clock "
+                    "(service.simulated_clock: false)",
+                )  # fmt: skip
+            return
+        if ts is None:
+            raise ServiceError(
+                422, "this service runs on a simulated clock (service.simulated_clock: true): send the "
+                "request's time in the X-Intentrank-Clock header (seconds since the service's epoch)",
+            )  # fmt: skip
+        if not math.isfinite(ts) or ts < 0:
+            raise ServiceError(422, f"X-Intentrank-Clock must be a finite number of seconds ≥ 0, got {ts!r}")
+        with self._clock_lock:
+            floor = self._sim_latest - cfg.simulated_clock_tolerance_s
+            if ts < floor:
+                tol, latest = cfg.simulated_clock_tolerance_s, self._sim_latest
+                raise ServiceError(
+                    409, f"X-Intentrank-Clock {ts:g} goes back more than {tol:g} s "
+                    f"(service.simulated_clock_tolerance_s) behind the latest time seen, {latest:g}",
+                )  # fmt: skip
+            self._sim_latest = max(self._sim_latest, ts)
+        _REQUEST_CLOCK.set(float(ts))
 
     # -- arms -------------------------------------------------------------------------------------------
     def arm_of(self, user_id: int, requested: str | None) -> str:
@@ -375,6 +417,19 @@ class ServiceState:
             "model_version": np.array([r.model_version for r in recs], np.int64),
         }
         ts = per["ts"][inv]
+        given = ~np.isnan(ev["ts"]) if "ts" in ev else np.zeros(n, bool)
+        if given.any():  # the events' own times (a simulator's clock)
+            if not self.config.simulated_clock:
+                _first_bad(given, 422, "ts is accepted only with service.simulated_clock: true (events "
+                           "are stamped with their slate's time)")  # fmt: skip
+            early = given & (ev["ts"] < ts)
+            if early.any():
+                i = int(np.argmax(early))
+                raise ServiceError(
+                    422, f"events.{i}: ts {ev['ts'][i]:g} is before slate {int(slate_id[i])} was served "
+                    f"({ts[i]:g})",
+                )  # fmt: skip
+            ts = np.where(given, ev["ts"], ts)
         # columns as arrays (no DataFrame: the store takes them to Arrow without pandas' conversion)
         frame = {
             "ts": ts,
@@ -402,7 +457,8 @@ class ServiceState:
         slates), the serving history (read-your-writes), popularity, the trap detector, metrics."""
         click = frame["click"]
         if click.any():
-            for user, item in zip(frame["user_id"][click].tolist(), frame["item_id"][click].tolist(), strict=True):
+            users, items = frame["user_id"][click].tolist(), frame["item_id"][click].tolist()
+            for user, item in zip(users, items, strict=True):
                 self.clicks.add(user, item)
         snap = self.items.snapshot
         keep = ("user_id", "ts", "item_id", "click", "bounce", "dwell_s")
@@ -410,8 +466,8 @@ class ServiceState:
         self.history.update(pd.DataFrame({k: frame[k] for k in keep} | {"topic": topics}))
         if self.trap is not None:
             self.trap.observe(
-                model_version, frame["policy"], frame["user_id"], click, frame["conversion"], frame["dwell_s"],
-                frame["bounce"],
+                model_version, frame["policy"], frame["user_id"], click, frame["conversion"],
+                frame["dwell_s"], frame["bounce"],
             )  # fmt: skip
             if time.monotonic() - self._trap_at >= self.config.trap.evaluate_every_s:
                 self._trap_at = time.monotonic()
@@ -567,6 +623,7 @@ class ServiceState:
             "live_items": len(snap.live_ids),
             "sessions": len(self.sessions),
             "run_id": self.run.run_id,
+            "simulated_clock": self.config.simulated_clock,
         }
 
     # -- shutdown ---------------------------------------------------------------------------------------
