@@ -378,6 +378,8 @@ class ServiceState:
         checks, the (slate, item) → position match against the remembered slates and the columns."""
         click, dwell = ev["click"], ev["dwell_s"]
         n = len(click)
+        if n == 0:
+            raise ServiceError(422, "events: the batch is empty")
         _first_bad(~click & (ev["bounce"] | ev["conversion"]), 422, "bounce and conversion need click: true")
         _first_bad(~click & (dwell > 0), 422, "dwell_s must be 0 without a click")
         _first_bad(~np.isfinite(dwell) | (dwell < 0), 422, "dwell_s must be a finite number ≥ 0")
@@ -511,6 +513,7 @@ class ServiceState:
                 frames = [p.payload[0] for p in ok]
                 table = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
                 first, _ = self.run.append(table)  # returns after COMMIT: durable
+                self.metrics.event_commits.inc()
             except BaseException:
                 for recs, before in reversed(marked):
                     for r, b in zip(recs, before, strict=True):
