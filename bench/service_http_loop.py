@@ -1,19 +1,28 @@
 """The loop through HTTP vs in process: the same simulated users, seed and model, KPIs compared with CIs.
 
 A quick ranker is trained on a random log (``--bootstrap-users`` users, as ``intentrank serve`` does at
-first start) and saved; ``intentrank serve`` serves it on the shipped catalogue with retrieval of
-1,000 uniformly random live candidates (``candidates.fresh = popular = 0``, the nearest the service
-has to the simulator's random candidates). Then
+first start) and saved; ``intentrank serve`` serves it on the shipped catalogue. Then
 
 * over HTTP: ``simulate_http`` — ``--users`` users for one day, slates from ``/v1/feed`` (the user's
-  arm named), outcomes posted to ``/v1/events``;
+  arm named), outcomes posted to ``/v1/events`` every 5,000 events;
 * in process: ``simulate`` with the same arms as policies (``unmitigated`` = the ranker,
   ``heuristic`` = the ranker × the heuristic penalty), the same users, seed and 1,000 candidates.
 
-Per arm and KPI: both levels and the 95% CI of the difference (Welch / delta method; the two loops
-are treated as independent samples); "agree" when the CI holds 0. Remaining differences by
-construction: the service's clock is wall time (hour of day and item age features at serving differ
-from the simulated clock), its random candidates come from another random stream.
+What is aligned, so that only the random streams differ: the service runs on the simulator's clock
+(``service.simulated_clock``: each request carries the session's simulated time, each event its own
+``ts``), so item age, hour and "hours since last click" features are the in-process loop's; retrieval is
+1,000 uniformly random live candidates (``candidates.fresh = popular = topic = similar = 0``) and no
+cross-session "recently shown" filter (``filtering.recent_shown_s = 0``), as the simulator draws
+candidates; no training worker (the in-process policies never retrain); and the in-process policies
+share one :class:`~intentrank.serving.pipeline.ServingHistory` fed with each 5,000-event flush, as the
+service's is with each acknowledged post (read-your-writes). What legitimately differs: which random
+candidates (another random stream; the simulator never repeats a session's candidates, the service
+never repeats its shown items), and the service leaves out items the user clicked before.
+
+Per arm and KPI: each loop's level with its 95% CI (per-user mean, or ratio of sums by the delta
+method) and the 95% CI of the difference (Welch / delta method; the two loops treated as independent
+samples); they "agree" when the difference's CI holds 0 (a test at the 5% level, stricter than CI
+overlap). ``--wall-clock`` serves on wall time instead (the comparison before the simulated clock).
 
 Usage: ``PYTHONPATH=src .venv/bin/python bench/service_http_loop.py [--users 5000] [--concurrency 4]``.
 """
@@ -27,19 +36,36 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from intentrank.config import load_config
 from intentrank.mitigation.heuristic import HeuristicPenalty
 from intentrank.service.bootstrap import quick_model
+from intentrank.serving.pipeline import ServingHistory
 from intentrank.serving.postprocess import PenalizedPolicy
 from intentrank.serving.ranker import RankerPolicy
 from intentrank.simulator.ab import simulate
 from intentrank.simulator.catalogue import build_catalogue
-from intentrank.simulator.http_client import ServiceClient, simulate_http
+from intentrank.simulator.http_client import FLUSH_ROWS, ServiceClient, simulate_http
 from intentrank.simulator.kpis import MEAN_KPIS, RATIO_KPIS
 from intentrank.stats import compare_arms
+from intentrank.stats.compare import ratio_estimate
 from service_server import TOKEN, start, stop
+
+
+def _level_ci(per_user: pd.DataFrame, metric: str) -> list[float]:
+    """95% CI of one loop's KPI: a ratio of sums by the delta method, a per-user mean by the normal one."""
+    if metric in RATIO_KPIS:
+        num, den = RATIO_KPIS[metric]
+        e = ratio_estimate(per_user[num].to_numpy(float), per_user[den].to_numpy(float))
+        lo, hi = e.ci_low, e.ci_high
+    else:
+        x = per_user[metric].to_numpy(float)
+        half = 1.959964 * x.std(ddof=1) / np.sqrt(len(x))
+        lo, hi = x.mean() - half, x.mean() + half
+    return [round(float(lo), 5), round(float(hi), 5)]
 
 
 def main() -> None:
@@ -48,17 +74,26 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--bootstrap-users", type=int, default=300)
+    ap.add_argument("--wall-clock", action="store_true", help="Serve on wall time (no simulated clock).")
     args = ap.parse_args()
     cfg = load_config(None, [("service.bootstrap_users", args.bootstrap_users, "--bootstrap-users")])
-    sim_cfg = cfg.simulator.model_copy(update={"users": args.users, "days": 1, "candidates": 1000})
+    sim_cfg = cfg.simulator.model_copy(
+        update={"users": args.users, "days": 1, "candidates": 1000, "flush_rows": FLUSH_ROWS}
+    )
     catalogue = build_catalogue(config=sim_cfg.catalogue, seed=cfg.seed)
     model = quick_model(catalogue, cfg)
-    service = {"candidates": {"total": 1000, "fresh": 0, "popular": 0}, "seed": args.seed}
+    service = {
+        "candidates": {"total": 1000, "fresh": 0, "popular": 0, "topic": 0, "similar": 0},
+        "filtering": {"recent_shown_s": 0},
+        "worker": {"enabled": False},
+        "simulated_clock": not args.wall_clock,
+        "seed": args.seed,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         url, proc = start(Path(tmp), service, model=model)
         try:
             with ServiceClient(url, TOKEN) as client:  # warm-up: the item features are encoded once
-                client.feed(10**9, "warm-up", None, None)
+                client.feed(10**9, "warm-up", None, None, ts=None if args.wall_clock else 0.0)
             t0 = time.perf_counter()
             with ServiceClient(url, TOKEN, pool=args.concurrency) as client:
                 http, counts = simulate_http(
@@ -68,14 +103,23 @@ def main() -> None:
         finally:
             stop(proc)
     t0 = time.perf_counter()
+    # one history for both arms, fed with each flush (the service's read-your-writes history)
+    history = ServingHistory(model.config.labels.long_click_threshold_s)
+    topics = catalogue.items["topic"].astype(str).to_numpy(object)
+
+    def feed_history(batch: pa.Table) -> None:
+        ev = batch.select(["user_id", "ts", "item_id", "click", "bounce", "dwell_s"]).to_pandas()
+        history.update(ev.assign(topic=topics[ev["item_id"].to_numpy()]))
+
     inproc = simulate(
         {
-            "unmitigated": RankerPolicy(model),
-            "heuristic": PenalizedPolicy(RankerPolicy(model), HeuristicPenalty()),
+            "unmitigated": RankerPolicy(model, history=history),  # type: ignore[arg-type]
+            "heuristic": PenalizedPolicy(RankerPolicy(model, history=history), HeuristicPenalty()),  # type: ignore[arg-type]
         },
         sim_cfg,
         seed=args.seed,
         catalogue=catalogue,
+        sink=feed_history,
     )
     inproc_s = time.perf_counter() - t0
     both = pd.concat([http.per_user.assign(loop="http"), inproc.per_user.assign(loop="inproc")])
@@ -89,7 +133,9 @@ def main() -> None:
                     "arm": arm,
                     "metric": r.metric,
                     "inproc": round(float(r.control), 5),
+                    "inproc_ci": _level_ci(one[one["loop"] == "inproc"], r.metric),
                     "http": round(float(r.treatment), 5),
+                    "http_ci": _level_ci(one[one["loop"] == "http"], r.metric),
                     "diff_ci": [round(float(r.diff_ci_low), 5), round(float(r.diff_ci_high), 5)],
                     # a KPI constant in both loops (e.g. sessions on one day) has no CI: equal = agree
                     "agree": bool(r.diff_ci_low <= 0 <= r.diff_ci_high)
@@ -100,6 +146,8 @@ def main() -> None:
         "users": args.users,
         "days": 1,
         "seed": args.seed,
+        "clock": "wall" if args.wall_clock else "simulated",
+        "criterion": "agree = the 95% CI of (http - inproc) holds 0 (Welch / delta method)",
         **counts,
         "http_seconds": round(http_s, 1),
         "inproc_seconds": round(inproc_s, 1),

@@ -11,18 +11,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from intentrank.mitigation.heuristic import HeuristicPenalty
 from intentrank.service.app import create_app
 from intentrank.service.config import ServiceConfig
 from intentrank.service.state import ServiceState
+from intentrank.serving.pipeline import ServingHistory
 from intentrank.serving.postprocess import PenalizedPolicy
 from intentrank.serving.ranker import RankerPolicy
 from intentrank.simulator.ab import simulate
 from intentrank.simulator.catalogue import synthetic_catalogue
 from intentrank.simulator.config import SimulatorConfig
-from intentrank.simulator.http_client import ServiceClient, simulate_http
+from intentrank.simulator.http_client import FLUSH_ROWS, ServiceClient, simulate_http
 from intentrank.simulator.kpis import MEAN_KPIS, RATIO_KPIS
 from intentrank.stats import compare_arms
 from intentrank.store import EventStore
@@ -38,7 +40,10 @@ def test_loop_over_http_agrees_with_in_process(tmp_path: Path, tiny: Any) -> Non
     model = tiny[1].model_
     cat = synthetic_catalogue(1_500, seed=4)
     sources = {"total": K, "fresh": 0, "popular": 0, "topic": 0, "similar": 0}  # random retrieval only
-    cfg = ServiceConfig.model_validate({"candidates": sources})
+    # aligned as bench/service_http_loop.py: the simulator's clock, no cross-session filter
+    cfg = ServiceConfig.model_validate(
+        {"candidates": sources, "filtering": {"recent_shown_s": 0}, "simulated_clock": True}
+    )
     sim_cfg = SimulatorConfig(users=USERS, days=1, candidates=K)
     store_path = tmp_path / "events.duckdb"
     state = ServiceState(cfg, cat.items.copy(), model, EventStore(store_path), TOKEN, scorer=StubScorer())
@@ -49,15 +54,25 @@ def test_loop_over_http_agrees_with_in_process(tmp_path: Path, tiny: Any) -> Non
             http, counts = simulate_http(client, sim_cfg, seed=5, catalogue=cat, concurrency=1)
     finally:
         state.close()
+    # the in-process arms share one serving history fed with each flush, as the service's is with each post
+    history = ServingHistory(model.config.labels.long_click_threshold_s)
+    topics = cat.items["topic"].astype(str).to_numpy(object)
+
+    def feed_history(batch: pa.Table) -> None:
+        ev = batch.select(["user_id", "ts", "item_id", "click", "bounce", "dwell_s"]).to_pandas()
+        history.update(ev.assign(topic=topics[ev["item_id"].to_numpy()]))
+
     inproc = simulate(
         {
-            "unmitigated": RankerPolicy(model),
-            "heuristic": PenalizedPolicy(RankerPolicy(model), HeuristicPenalty()),
+            "unmitigated": RankerPolicy(model, history=history),  # type: ignore[arg-type]
+            "heuristic": PenalizedPolicy(RankerPolicy(model, history=history), HeuristicPenalty()),  # type: ignore[arg-type]
         },
-        sim_cfg,
+        sim_cfg.model_copy(update={"flush_rows": FLUSH_ROWS}),
         seed=5,
         catalogue=cat,
+        sink=feed_history,
     )
+    assert history.events == int(inproc.per_user["impressions"].sum())
     assert http.arm_names == ["unmitigated", "heuristic"]
     # same users in the same arms
     assert (http.per_user["arm"].to_numpy() == inproc.per_user["arm"].to_numpy()).all()
@@ -77,6 +92,8 @@ def test_loop_over_http_agrees_with_in_process(tmp_path: Path, tiny: Any) -> Non
     with EventStore(store_path) as st:
         stored = st.read_impressions(runs="all")
     assert len(stored) == impressions and stored["click"].sum() == http.per_user["clicks"].sum()
+    # stamped with the simulator's clock: sessions of day 0 between 06:00 and the end of the day
+    assert stored["ts"].min() >= 6 * 3_600 and (stored["day"] == 0).mean() > 0.95
     assert np.isin(stored["policy"].unique(), ["unmitigated", "heuristic"]).all()
 
 

@@ -25,6 +25,7 @@ Bodies larger than ``limits.max_body_bytes`` get 413 before they are read in ful
 # from the endpoints' annotations at runtime.
 
 import asyncio
+import contextvars
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,9 +34,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -130,6 +133,24 @@ def _feed_json(body: dict[str, Any]) -> str:
         return FeedResponse.model_validate(body).model_dump_json()
 
 
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON schema with its ``$defs`` references replaced by the definitions (an inline request body
+    schema for OpenAPI)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)  # type: ignore[no-any-return]
+
+
 def create_app(state: ServiceState, model_dir: Path | None = None) -> FastAPI:
     """The HTTP app around ``state`` (see the module docstring); ``model_dir``: the checkpoint that
     ``POST /v1/models/reload`` reads again."""
@@ -137,6 +158,17 @@ def create_app(state: ServiceState, model_dir: Path | None = None) -> FastAPI:
     FeedRequest, EventsRequest = models.FeedRequest, models.EventsRequest
     ItemsRequest, ScoreRequest = models.ItemsRequest, models.ScoreRequest
     auth = [Depends(require_token(state.token))]
+
+    async def request_clock(
+        x_intentrank_clock: float | None = Header(
+            None, description="The request's simulated time, seconds since the service's epoch (only and "
+            "always with service.simulated_clock)."
+        ),
+    ) -> None:  # fmt: skip
+        # async: it sets the request's context, which the endpoint's thread inherits
+        state.use_clock(x_intentrank_clock)
+
+    clock = [Depends(request_clock)]
     # the demo page (h13-http): its events-only token is admitted by /v1/events alone
     page_token = page.demo_token(state.config.demo)
     events_auth = [Depends(require_token(state.token, *([page_token] if page_token else [])))]
@@ -170,22 +202,38 @@ def create_app(state: ServiceState, model_dir: Path | None = None) -> FastAPI:
     async def _bad_data(request: Request, err: IntentRankError) -> JSONResponse:
         return JSONResponse({"detail": str(err)}, status_code=422)
 
-    @app.post("/v1/feed", response_model=FeedResponse, tags=["feed"])
+    @app.post("/v1/feed", response_model=FeedResponse, tags=["feed"], dependencies=clock)
     async def feed(body: FeedRequest) -> Response:  # type: ignore[valid-type]
         """The next slate of the user's session: no item repeats within the session, none the user
         clicked, ranked by the newest model with the arm's clickbait penalty."""
         b: Any = body
         call = partial(state.feed, b.user_id, b.session_id, cursor=b.cursor, arm=b.arm, explain=b.explain)
-        out = await asyncio.get_running_loop().run_in_executor(feed_pool, call)
+        # the request's context travels with it (the simulated clock is a context variable)
+        ctx = contextvars.copy_context()
+        out = await asyncio.get_running_loop().run_in_executor(feed_pool, ctx.run, call)
         return Response(_feed_json(out), media_type="application/json")
 
-    @app.post("/v1/events", response_model=EventsResponse, tags=["feed"], dependencies=events_auth)
-    def events(body: EventsRequest) -> dict[str, int]:  # type: ignore[valid-type]
-        """Outcomes of served items; the response comes only after the store committed them."""
-        n, first, last = state.ingest(body.events)  # type: ignore[attr-defined]
+    def ingest_body(raw: bytes) -> dict[str, int]:
+        try:
+            columns = models.parse_events(raw)
+        except ValidationError as err:
+            errors = [{**e, "loc": ("body", *e["loc"])} for e in err.errors(include_url=False)]
+            raise RequestValidationError(errors) from None
+        n, first, last = state.ingest_columns(columns)
         return {"acknowledged": n, "first_event_id": first, "last_event_id": last}
 
-    @app.post("/v1/items", response_model=ItemsResponse, tags=["catalogue"], dependencies=auth)
+    # the body is validated from its raw bytes into columns (pydantic-core, no model per event) rather than
+    # by FastAPI (json.loads, then a model instance per event): the documented schema is EventsRequest's
+    @app.post(
+        "/v1/events", response_model=EventsResponse, tags=["feed"], dependencies=events_auth + clock,
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+            "schema": _inline_refs(EventsRequest.model_json_schema())}}}},
+    )  # fmt: skip
+    async def events(request: Request) -> dict[str, int]:
+        """Outcomes of served items; the response comes only after the store committed them."""
+        return await run_in_threadpool(ingest_body, await request.body())
+
+    @app.post("/v1/items", response_model=ItemsResponse, tags=["catalogue"], dependencies=auth + clock)
     def items(body: ItemsRequest) -> dict[str, Any]:  # type: ignore[valid-type]
         """Add items (scored for clickbait on arrival) and retire items."""
         b: Any = body

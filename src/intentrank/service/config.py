@@ -188,6 +188,19 @@ class ServiceConfig(BaseModel):
         "`torch_threads`; more requests wait in the event loop (about one per core: no GIL thrashing)."
     )
     seed: int = Field(0, ge=0, description="Seed of random retrieval and stochastic ordering.")
+    simulated_clock: bool = Field(
+        False,
+        description="Take the time of /v1/feed, /v1/events and /v1/items from the request's "
+        "X-Intentrank-Clock header (seconds since the service's epoch) and events' optional `ts` instead of "
+        "the wall clock: a simulator driving the service runs on its own simulated clock (every request "
+        "must then send it). False: wall time; the header and `ts` are refused.",
+    )
+    simulated_clock_tolerance_s: float = Field(
+        86_400.0,
+        ge=0,
+        description="With simulated_clock: how far a request's time may lie behind the latest time seen "
+        "(simulated sessions of a day run interleaved, not in time order); further back is refused (409).",
+    )
 
     @field_validator("arms")
     @classmethod

@@ -42,6 +42,9 @@ class ServiceMetrics:
         self.event_batches = Counter(
             "intentrank_event_batches_acknowledged", "Event batches acknowledged", registry=r
         )
+        self.event_commits = Counter(
+            "intentrank_event_commits", "Store transactions holding event batches (group commit)", registry=r
+        )
         self.model_version = Gauge("intentrank_model_version", "Version of the served model", registry=r)
         self.swaps = Gauge(
             "intentrank_model_swaps", "Model swaps since start (rollbacks included)", registry=r

@@ -9,10 +9,22 @@ Unknown fields are refused (a typo is an error, not a silently ignored setting).
 # must resolve their annotations there.
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+    with_config,
+)
+from typing_extensions import TypedDict
 
 from intentrank.service.config import ServiceLimits
 
@@ -21,6 +33,12 @@ MAX_USER_ID = 2**62
 #: Largest slate or item id a request may name (ids are int64 in the store).
 MAX_ID = 2**63 - 1
 MAX_DWELL_S = 86_400.0
+#: The fields of one event of POST /v1/events, in column order.
+EVENT_FIELDS = ("slate_id", "item_id", "click", "dwell_s", "bounce", "conversion", "ts")
+_DTYPES = {"slate_id": np.int64, "item_id": np.int64, "click": bool, "dwell_s": np.float64, "bounce": bool,
+           "conversion": bool, "ts": np.float64}  # fmt: skip
+#: what a missing field is (``ts``: NaN, the slate's time)
+_DEFAULTS: dict[str, Any] = {"dwell_s": 0.0, "bounce": False, "conversion": False, "ts": math.nan}
 
 
 class _Strict(BaseModel):
@@ -35,6 +53,8 @@ class RequestModels:
     EventsRequest: type[BaseModel]
     ItemsRequest: type[BaseModel]
     ScoreRequest: type[BaseModel]
+    #: the raw body of POST /v1/events → NumPy columns (the ingestion path; see ``request_models``)
+    parse_events: Callable[[bytes | str], dict[str, np.ndarray]]
 
 
 def request_models(limits: ServiceLimits) -> RequestModels:
@@ -59,36 +79,64 @@ def request_models(limits: ServiceLimits) -> RequestModels:
         arm: Id | None = Field(None, description="Force a variant (default: a stable hash of user_id).")
         explain: bool = Field(False, description="Add each item's score breakdown.")
 
+    # one definition of an event's fields, used by the documented model (EventIn, the OpenAPI schema) and
+    # by the ingestion path's TypedDict (validated from the raw body in Rust, no model instance per event)
+    SlateId = Annotated[
+        int, Field(ge=0, le=MAX_ID, description="slate_id of the /v1/feed reply that showed it.")
+    ]
+    ItemId = Annotated[int, Field(ge=0, le=MAX_ID, description="The item (it must be in that slate).")]
+    Click = Annotated[bool, Field(description="The user clicked.")]
+    Dwell = Annotated[
+        float,
+        Field(ge=0.0, le=MAX_DWELL_S, allow_inf_nan=False, description="Seconds read (0 without a click)."),
+    ]
+    Bounce = Annotated[bool, Field(description="Clicked and left at once (needs click).")]
+    Conversion = Annotated[bool, Field(description="Clicked and converted (needs click).")]
+    Ts = Annotated[
+        float,
+        Field(ge=0.0, allow_inf_nan=False, description="When it happened, seconds since the service's "
+              "epoch, not before its slate was served; only with service.simulated_clock (default: the "
+              "slate's time)."),
+    ]  # fmt: skip
+    batch = Field(min_length=1, max_length=limits.max_events_per_batch)
+
     class EventIn(_Strict):
-        """What happened to one item of a served slate."""
+        """What happened to one item of a served slate. Consistency across fields (bounce, conversion and
+        dwell need a click) is checked over the whole batch by the ingest path (vectorised)."""
 
-        slate_id: int = Field(ge=0, le=MAX_ID, description="slate_id of the /v1/feed reply that showed it.")
-        item_id: int = Field(ge=0, le=MAX_ID, description="The item (it must be in that slate).")
-        click: bool = Field(description="The user clicked.")
-        dwell_s: float = Field(0.0, ge=0.0, le=MAX_DWELL_S, description="Seconds read (0 without a click).")
-        bounce: bool = Field(False, description="Clicked and left at once (needs click).")
-        conversion: bool = Field(False, description="Clicked and converted (needs click).")
-
-        @field_validator("dwell_s")
-        @classmethod
-        def _finite(cls, v: float) -> float:
-            if not math.isfinite(v):
-                raise ValueError("dwell_s must be a finite number")
-            return v
-
-        @model_validator(mode="after")
-        def _consistent(self) -> "EventIn":
-            if not self.click:
-                if self.bounce or self.conversion:
-                    raise ValueError("bounce and conversion need click: true")
-                if self.dwell_s > 0:
-                    raise ValueError("dwell_s must be 0 without a click")
-            return self
+        slate_id: SlateId
+        item_id: ItemId
+        click: Click
+        dwell_s: Dwell = 0.0
+        bounce: Bounce = False
+        conversion: Conversion = False
+        ts: Ts = None  # type: ignore[assignment]  # (absent: the slate's time)
 
     class EventsRequest(_Strict):
         """A batch of events; acknowledged only once stored durably."""
 
-        events: list[EventIn] = Field(min_length=1, max_length=limits.max_events_per_batch)
+        events: Annotated[list[EventIn], batch]
+
+    @with_config(ConfigDict(extra="forbid"))
+    class EventFields(TypedDict):
+        slate_id: SlateId
+        item_id: ItemId
+        click: Click
+        dwell_s: NotRequired[Dwell]
+        bounce: NotRequired[Bounce]
+        conversion: NotRequired[Conversion]
+        ts: NotRequired[Ts]
+
+    @with_config(ConfigDict(extra="forbid"))
+    class EventsBody(TypedDict):
+        events: Annotated[list[EventFields], batch]
+
+    events_body = TypeAdapter(EventsBody)
+
+    def parse_events(raw: bytes | str) -> dict[str, np.ndarray]:
+        """The body of POST /v1/events as columns (:data:`EVENT_FIELDS`); raises pydantic's
+        ValidationError (locations without the ``body`` prefix)."""
+        return event_columns(events_body.validate_json(raw)["events"])
 
     class ItemIn(_Strict):
         """A new item of the catalogue (scored for clickbait on arrival)."""
@@ -126,7 +174,19 @@ def request_models(limits: ServiceLimits) -> RequestModels:
 
         titles: list[Text] = Field(min_length=1, max_length=limits.max_titles_per_score)
 
-    return RequestModels(FeedRequest, EventsRequest, ItemsRequest, ScoreRequest)
+    return RequestModels(FeedRequest, EventsRequest, ItemsRequest, ScoreRequest, parse_events)
+
+
+def event_columns(events: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Events (dicts as parsed, or objects with the fields as attributes) as NumPy columns
+    (:data:`EVENT_FIELDS`; a missing dwell_s/bounce/conversion is 0/false, a missing ts NaN)."""
+    n = len(events)
+    if n and isinstance(events[0], dict):
+        cols = {k: [e.get(k, _DEFAULTS.get(k)) for e in events] for k in EVENT_FIELDS}
+    else:
+        cols = {k: [getattr(e, k, _DEFAULTS.get(k)) for e in events] for k in EVENT_FIELDS}
+        cols["ts"] = [math.nan if t is None else t for t in cols["ts"]]
+    return {k: np.array(cols[k], dtype=_DTYPES[k]) if n else np.empty(0, _DTYPES[k]) for k in EVENT_FIELDS}
 
 
 # -- responses --------------------------------------------------------------------------------------
@@ -189,6 +249,10 @@ class HealthResponse(BaseModel):
     live_items: int
     sessions: int
     run_id: int
+    simulated_clock: bool = Field(
+        False,
+        description="Requests carry their simulated time (X-Intentrank-Clock; service.simulated_clock).",
+    )
 
 
 class ModelEntry(BaseModel):

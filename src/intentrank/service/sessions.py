@@ -55,6 +55,12 @@ class SlateRecord:
     ts: float
     items: np.ndarray  # (S,) int64 item ids, position order
     propensity: np.ndarray  # (S,) float64
+    #: (S,) bool, position order: the event of that item is acknowledged (duplicates are refused); set
+    #: by the ingest path under the store's lock
+    acked: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "acked", np.zeros(len(self.items), bool))
 
     def positions(self) -> dict[int, int]:
         """Item id → 0-based position."""
@@ -109,8 +115,6 @@ class SlateLog:
         self._lock = threading.Lock()
         self._items: OrderedDict[int, SlateRecord] = OrderedDict()
         self._next = 0
-        #: (slate_id, item_id) pairs already acknowledged (duplicates are refused), per remembered slate
-        self._acked: dict[int, set[int]] = {}
 
     def next_id(self) -> int:
         with self._lock:
@@ -121,28 +125,16 @@ class SlateLog:
         with self._lock:
             self._items[rec.slate_id] = rec
             while len(self._items) > self.max_slates:
-                old, _ = self._items.popitem(last=False)
-                self._acked.pop(old, None)
+                self._items.popitem(last=False)
 
     def get(self, slate_id: int) -> SlateRecord | None:
         with self._lock:
             return self._items.get(slate_id)
 
     def acknowledged(self, slate_id: int, item_id: int) -> bool:
-        with self._lock:
-            return item_id in self._acked.get(slate_id, ())
-
-    def first_acknowledged(self, pairs: list[tuple[int, int]]) -> tuple[int, int] | None:
-        """The first of ``pairs`` (slate, item) already acknowledged, or None (one lock for the batch)."""
-        with self._lock:
-            acked = self._acked
-            return next((p for p in pairs if p[1] in acked.get(p[0], ())), None)
-
-    def mark_acknowledged(self, pairs: list[tuple[int, int]]) -> None:
-        with self._lock:
-            for slate_id, item_id in pairs:
-                if slate_id in self._items:
-                    self._acked.setdefault(slate_id, set()).add(item_id)
+        """The event of ``item_id`` in slate ``slate_id`` was acknowledged (False for a forgotten slate)."""
+        rec = self.get(slate_id)
+        return rec is not None and bool(rec.acked[rec.items == item_id].any())
 
 
 class UserClicks:

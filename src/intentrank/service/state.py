@@ -19,10 +19,12 @@ and the trap detector.
 
 from __future__ import annotations
 
+import contextvars
 import json
+import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +42,7 @@ from intentrank.service.config import ServiceConfig
 from intentrank.service.group_commit import GroupCommitter, Pending
 from intentrank.service.metrics import ServiceMetrics
 from intentrank.service.retrieval import LiveItems
+from intentrank.service.schemas import event_columns
 from intentrank.service.sessions import RecentShown, Sessions, SlateLog, SlateRecord, UserClicks
 from intentrank.service.trap import TrapDetector
 from intentrank.serving.incremental import ModelSlot
@@ -58,6 +61,8 @@ from intentrank.simulator.engine import assign_arms
 from intentrank.store.event_store import EventStore, RunHandle
 
 DAY_S = 86_400.0
+#: The simulated time of the request being served (service.simulated_clock; set by ``use_clock``).
+_REQUEST_CLOCK: contextvars.ContextVar[float | None] = contextvars.ContextVar("ir_clock", default=None)
 #: Models kept for rollback (the served one and the ones before it).
 KEEP_MODELS = 3
 #: Entries of the model history shown by /v1/models.
@@ -137,6 +142,9 @@ class ServiceState:
         self.versions = [ModelVersion(self.slot.version, model_source, time.time(), model)]
         self.metrics.model(self.slot.version, self.slot.swaps)
         self.epoch = clock()
+        #: the latest simulated time seen (service.simulated_clock), guarded by its lock
+        self._sim_latest = 0.0
+        self._clock_lock = threading.Lock()
         self.store = store
         self._store_lock = threading.Lock()
         self._committer = GroupCommitter(self._commit_group)
@@ -155,8 +163,43 @@ class ServiceState:
 
     # -- time -------------------------------------------------------------------------------------------
     def now(self) -> float:
-        """Seconds since the run's epoch (the ``ts`` of events and the time features of the model)."""
+        """Seconds since the run's epoch (the ``ts`` of slates and the time features of the model): the
+        wall clock, or with ``simulated_clock`` the request's simulated time (:meth:`use_clock`; outside a
+        request, the latest simulated time seen)."""
+        if self.config.simulated_clock:
+            ts = _REQUEST_CLOCK.get()
+            return self._sim_latest if ts is None else ts
         return self.clock() - self.epoch
+
+    def use_clock(self, ts: float | None) -> None:
+        """Run the current request (its context) at simulated time ``ts`` (the X-Intentrank-Clock header):
+        required with ``service.simulated_clock``, refused without it; finite, ≥ 0 and at most
+        ``simulated_clock_tolerance_s`` behind the latest time seen (which it advances)."""
+        cfg = self.config
+        if not cfg.simulated_clock:
+            if ts is not None:
+                raise ServiceError(
+                    422, "X-Intentrank-Clock was sent but this service runs on the wall clock "
+                    "(service.simulated_clock: false)",
+                )  # fmt: skip
+            return
+        if ts is None:
+            raise ServiceError(
+                422, "this service runs on a simulated clock (service.simulated_clock: true): send the "
+                "request's time in the X-Intentrank-Clock header (seconds since the service's epoch)",
+            )  # fmt: skip
+        if not math.isfinite(ts) or ts < 0:
+            raise ServiceError(422, f"X-Intentrank-Clock must be a finite number of seconds ≥ 0, got {ts!r}")
+        with self._clock_lock:
+            floor = self._sim_latest - cfg.simulated_clock_tolerance_s
+            if ts < floor:
+                tol, latest = cfg.simulated_clock_tolerance_s, self._sim_latest
+                raise ServiceError(
+                    409, f"X-Intentrank-Clock {ts:g} goes back more than {tol:g} s "
+                    f"(service.simulated_clock_tolerance_s) behind the latest time seen, {latest:g}",
+                )  # fmt: skip
+            self._sim_latest = max(self._sim_latest, ts)
+        _REQUEST_CLOCK.set(float(ts))
 
     # -- arms -------------------------------------------------------------------------------------------
     def arm_of(self, user_id: int, requested: str | None) -> str:
@@ -327,104 +370,161 @@ class ServiceState:
         return RankingFormula.from_config(model.config.formula)
 
     # -- events -----------------------------------------------------------------------------------------
-    def ingest(self, events: list[Any]) -> tuple[int, int, int]:
-        """Store a batch durably; returns (count, first event_id, last event_id). All or nothing."""
-        recs: list[SlateRecord] = []
-        positions: list[int] = []
-        known: dict[int, tuple[SlateRecord, dict[int, int]]] = {}
-        for i, ev in enumerate(events):
-            hit = known.get(ev.slate_id)
-            if hit is None:
-                got = self.slates.get(ev.slate_id)
-                if got is None:
-                    raise ServiceError(
-                        404,
-                        f"events.{i}: unknown slate_id {ev.slate_id} (not served by this process, or older "
-                        f"than the last {self.config.limits.max_slates:,} slates)",
-                    )
-                hit = known[ev.slate_id] = (got, got.positions())
-            rec, where = hit
-            pos = where.get(ev.item_id)
-            if pos is None:
+    def ingest(self, events: Sequence[Any]) -> tuple[int, int, int]:
+        """Store a batch of events (dicts or objects with :data:`~.schemas.EVENT_FIELDS`) durably; returns
+        (count, first event_id, last event_id). All or nothing. See :meth:`ingest_columns`."""
+        return self.ingest_columns(event_columns(events))
+
+    def ingest_columns(self, ev: dict[str, np.ndarray]) -> tuple[int, int, int]:
+        """Store a batch given as NumPy columns (:data:`~.schemas.EVENT_FIELDS`, as parsed from the body)
+        durably; returns (count, first event_id, last event_id). All or nothing; a refused batch raises
+        :class:`ServiceError` naming the first bad event (``events.<i>``). Vectorised over the batch: the
+        checks, the (slate, item) → position match against the remembered slates and the columns."""
+        click, dwell = ev["click"], ev["dwell_s"]
+        n = len(click)
+        if n == 0:
+            raise ServiceError(422, "events: the batch is empty")
+        _first_bad(~click & (ev["bounce"] | ev["conversion"]), 422, "bounce and conversion need click: true")
+        _first_bad(~click & (dwell > 0), 422, "dwell_s must be 0 without a click")
+        _first_bad(~np.isfinite(dwell) | (dwell < 0), 422, "dwell_s must be a finite number ≥ 0")
+        slate_id, item_id = ev["slate_id"], ev["item_id"]
+        uniq, inv = np.unique(slate_id, return_inverse=True)
+        recs = [self.slates.get(s) for s in uniq.tolist()]
+        if any(r is None for r in recs):
+            missing = np.array([r is None for r in recs])[inv]
+            i = int(np.argmax(missing))
+            raise ServiceError(
+                404,
+                f"events.{i}: unknown slate_id {int(slate_id[i])} (not served by this process, or older than "
+                f"the last {self.config.limits.max_slates:,} slates)",
+            )
+        flat = _match_slates(recs, inv, item_id)  # each event's index into the slates' concatenated items
+        if (flat < 0).any():
+            i = int(np.argmax(flat < 0))
+            raise ServiceError(
+                422, f"events.{i}: item_id {int(item_id[i])} was not shown in slate {int(slate_id[i])}"
+            )
+        srt = np.sort(flat)
+        if (srt[1:] == srt[:-1]).any():
+            dup = int(srt[1:][srt[1:] == srt[:-1]][0])
+            i = int(np.flatnonzero(flat == dup)[1])
+            raise ServiceError(
+                409, f"duplicate event in the batch: slate {int(slate_id[i])}, item {int(item_id[i])}"
+            )
+        lens = np.array([len(r.items) for r in recs])
+        position = flat - np.repeat(np.cumsum(lens) - lens, lens)[flat]
+        per = {
+            "ts": np.array([r.ts for r in recs], np.float64),
+            "user_id": np.array([r.user_id for r in recs], np.int64),
+            "session_id": np.array([r.session_local_id for r in recs], np.int64),
+            "slate_id": np.array([r.slate_id for r in recs], np.int64) - self.run.slate_offset,
+            "slate_index": np.array([r.slate_index for r in recs], np.int16),
+            "policy": np.array([r.arm for r in recs], object),
+            "model_version": np.array([r.model_version for r in recs], np.int64),
+        }
+        ts = per["ts"][inv]
+        given = ~np.isnan(ev["ts"]) if "ts" in ev else np.zeros(n, bool)
+        if given.any():  # the events' own times (a simulator's clock)
+            if not self.config.simulated_clock:
+                _first_bad(given, 422, "ts is accepted only with service.simulated_clock: true (events "
+                           "are stamped with their slate's time)")  # fmt: skip
+            early = given & (ev["ts"] < ts)
+            if early.any():
+                i = int(np.argmax(early))
                 raise ServiceError(
-                    422, f"events.{i}: item_id {ev.item_id} was not shown in slate {ev.slate_id}"
-                )
-            recs.append(rec)
-            positions.append(pos)
-        pairs = [(ev.slate_id, ev.item_id) for ev in events]
-        if len(set(pairs)) != len(pairs):
-            seen: set[tuple[int, int]] = set()
-            dup = next(p for p in pairs if p in seen or seen.add(p))  # type: ignore[func-returns-value]
-            raise ServiceError(409, f"duplicate event in the batch: slate {dup[0]}, item {dup[1]}")
-        ts = np.array([r.ts for r in recs], np.float64)
-        offset = self.run.slate_offset
+                    422, f"events.{i}: ts {ev['ts'][i]:g} is before slate {int(slate_id[i])} was served "
+                    f"({ts[i]:g})",
+                )  # fmt: skip
+            ts = np.where(given, ev["ts"], ts)
         # columns as arrays (no DataFrame: the store takes them to Arrow without pandas' conversion)
         frame = {
             "ts": ts,
             "day": (ts // DAY_S).astype(np.int32),
-            "user_id": np.array([r.user_id for r in recs], np.int64),
-            "session_id": np.array([r.session_local_id for r in recs], np.int64),
-            "slate_id": np.array([r.slate_id - offset for r in recs], np.int64),
-            "slate_index": np.array([r.slate_index for r in recs], np.int16),
-            "position": np.array(positions, np.int16),
-            "item_id": np.array([ev.item_id for ev in events], np.int64),
-            "policy": np.array([r.arm for r in recs], object),
-            "propensity": np.array([r.propensity[p] for r, p in zip(recs, positions, strict=True)]),
-            "click": np.array([ev.click for ev in events], bool),
-            "dwell_s": np.array([ev.dwell_s for ev in events], np.float64),
-            "bounce": np.array([ev.bounce for ev in events], bool),
-            "conversion": np.array([ev.conversion for ev in events], bool),
+            "user_id": per["user_id"][inv],
+            "session_id": per["session_id"][inv],
+            "slate_id": per["slate_id"][inv],
+            "slate_index": per["slate_index"][inv],
+            "position": position.astype(np.int16),
+            "item_id": item_id,
+            "policy": per["policy"][inv],
+            "propensity": np.concatenate([r.propensity for r in recs])[flat],
+            "click": click,
+            "dwell_s": dwell,
+            "bounce": ev["bounce"],
+            "conversion": ev["conversion"],
         }
-        clicked = [(r.user_id, ev.item_id) for r, ev in zip(recs, events, strict=True) if ev.click]
         # durable before acknowledged; batches arriving during a commit share the next one (group commit)
-        first, last = self._committer.submit((frame, pairs))
-        for user, item in clicked:
-            self.clicks.add(user, item)
+        first, last = self._committer.submit((frame, recs, flat, slate_id, item_id))
+        self._after_ingest(frame, per["model_version"][inv])
+        return n, first, last
+
+    def _after_ingest(self, frame: dict[str, np.ndarray], model_version: np.ndarray) -> None:
+        """What an acknowledged batch changes in memory: clicked items (filtered from the user's next
+        slates), the serving history (read-your-writes), popularity, the trap detector, metrics."""
+        click = frame["click"]
+        if click.any():
+            users, items = frame["user_id"][click].tolist(), frame["item_id"][click].tolist()
+            for user, item in zip(users, items, strict=True):
+                self.clicks.add(user, item)
         snap = self.items.snapshot
+        keep = ("user_id", "ts", "item_id", "click", "bounce", "dwell_s")
         topics = snap.topic_names[snap.topic_code[frame["item_id"]]]
-        self.history.update(pd.DataFrame(frame).assign(topic=topics))
+        self.history.update(pd.DataFrame({k: frame[k] for k in keep} | {"topic": topics}))
         if self.trap is not None:
             self.trap.observe(
-                np.array([r.model_version for r in recs]), frame["policy"], frame["user_id"], frame["click"],
-                frame["conversion"], frame["dwell_s"], frame["bounce"],
+                model_version, frame["policy"], frame["user_id"], click, frame["conversion"],
+                frame["dwell_s"], frame["bounce"],
             )  # fmt: skip
             if time.monotonic() - self._trap_at >= self.config.trap.evaluate_every_s:
                 self._trap_at = time.monotonic()
                 self.trap.evaluate()
-        if clicked:
-            self.items.record_clicks(np.array([i for _, i in clicked], np.int64))
-        self.metrics.events.inc(len(pairs))
+        if click.any():
+            self.items.record_clicks(frame["item_id"][click])
+        self.metrics.events.inc(len(click))
         self.metrics.event_batches.inc()
-        return len(pairs), first, last
 
     def _commit_group(self, group: list[Pending]) -> None:
         """Store the queued batches of ``group`` in one transaction (see :mod:`.group_commit`); a batch
-        with an event already acknowledged (or in an earlier batch of the group) gets its own 409."""
+        with an event already acknowledged (or in an earlier batch of the group) gets its own 409. The
+        batches' events are marked acknowledged before the commit and unmarked if it fails (only this
+        method, under the store's lock, reads or writes the marks)."""
         with self._store_lock:
             if self.closed:
                 raise ServiceError(503, "the service is shutting down")
-            seen: set[tuple[int, int]] = set()
             ok: list[Pending] = []
-            for p in group:
-                _, pairs = p.payload
-                dup = self.slates.first_acknowledged(pairs)
-                if dup is None and not seen.isdisjoint(pairs):
-                    dup = next(q for q in pairs if q in seen)
-                if dup is not None:
-                    p.error = ServiceError(
-                        409, f"duplicate event: slate {dup[0]}, item {dup[1]} was already acknowledged"
-                    )
-                    continue
-                seen.update(pairs)
-                ok.append(p)
-            if not ok:
-                return
-            frames = [p.payload[0] for p in ok]
-            table = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
-            first, _ = self.run.append(table)  # returns after COMMIT: durable
+            marked: list[tuple[list[SlateRecord], np.ndarray]] = []
+            try:
+                for p in group:
+                    _, recs, flat, slate_id, item_id = p.payload
+                    acked = np.concatenate([r.acked for r in recs])
+                    if acked[flat].any():
+                        i = int(np.argmax(acked[flat]))
+                        p.error = ServiceError(
+                            409,
+                            f"duplicate event: slate {int(slate_id[i])}, item {int(item_id[i])} was already "
+                            "acknowledged",
+                        )
+                        continue
+                    before = [r.acked.copy() for r in recs]
+                    acked[flat] = True
+                    for r, part in zip(recs, np.split(acked, np.cumsum([len(r.acked) for r in recs])[:-1]),
+                                       strict=True):  # fmt: skip
+                        r.acked[:] = part
+                    marked.append((recs, before))  # type: ignore[arg-type]
+                    ok.append(p)
+                if not ok:
+                    return
+                frames = [p.payload[0] for p in ok]
+                table = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
+                first, _ = self.run.append(table)  # returns after COMMIT: durable
+                self.metrics.event_commits.inc()
+            except BaseException:
+                for recs, before in reversed(marked):
+                    for r, b in zip(recs, before, strict=True):
+                        r.acked[:] = b
+                raise
             for p in ok:
-                self.slates.mark_acknowledged(p.payload[1])
-                n = len(p.payload[1])
+                n = len(p.payload[0]["click"])
                 p.result, first = (first, first + n - 1), first + n
 
     # -- catalogue --------------------------------------------------------------------------------------
@@ -530,6 +630,7 @@ class ServiceState:
             "live_items": len(snap.live_ids),
             "sessions": len(self.sessions),
             "run_id": self.run.run_id,
+            "simulated_clock": self.config.simulated_clock,
         }
 
     # -- shutdown ---------------------------------------------------------------------------------------
@@ -546,3 +647,34 @@ class ServiceState:
                 self.run.complete()
             finally:
                 self.store.close()
+
+
+def _first_bad(bad: np.ndarray, status: int, what: str) -> None:
+    """Refuse the batch naming its first event where ``bad`` holds."""
+    if bad.any():
+        raise ServiceError(status, f"events.{int(np.argmax(bad))}: {what}")
+
+
+def _match_slates(recs: list[SlateRecord], inv: np.ndarray, item_id: np.ndarray) -> np.ndarray:
+    """Each event's index into the concatenated items of ``recs`` (event k is of slate ``recs[inv[k]]``),
+    -1 where its item is not in that slate. One sorted search over (slate, item) keys."""
+    lens = np.array([len(r.items) for r in recs])
+    items = np.concatenate([r.items for r in recs]) if recs else np.empty(0, np.int64)
+    if len(items) == 0:
+        return np.full(len(item_id), -1, np.int64)
+    span = int(items.max()) + 1
+    if len(recs) * span >= 2**62:  # ids too large for one int64 key: match slate by slate
+        out = np.full(len(item_id), -1, np.int64)
+        start = np.cumsum(lens) - lens
+        for k, r in enumerate(recs):
+            where = {int(i): j for j, i in enumerate(r.items.tolist())}
+            for e in np.flatnonzero(inv == k).tolist():
+                out[e] = start[k] + where.get(int(item_id[e]), -1 - start[k])
+        return out
+    key = np.repeat(np.arange(len(recs), dtype=np.int64), lens) * span + items
+    order = np.argsort(key, kind="stable")
+    in_range = (item_id >= 0) & (item_id < span)
+    want = inv.astype(np.int64) * span + np.where(in_range, item_id, 0)
+    j = np.minimum(np.searchsorted(key[order], want), len(key) - 1)
+    hit = in_range & (key[order][j] == want)
+    return np.where(hit, order[j], -1)

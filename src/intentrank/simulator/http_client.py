@@ -32,6 +32,10 @@ from intentrank.simulator.world import World
 
 #: Events per POST /v1/events (the service's default limit is 5,000).
 EVENTS_PER_POST = 1_000
+#: The request header carrying the simulated time (a service with ``service.simulated_clock``).
+CLOCK_HEADER = "X-Intentrank-Clock"
+#: Events the simulator buffers before posting them (the service sees them while the day runs).
+FLUSH_ROWS = 5_000
 
 
 class ServiceClient:
@@ -57,11 +61,15 @@ class ServiceClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, body: Any = None, retries: int = 0) -> Any:
-        """One request; ``retries`` more attempts after a timeout (only for idempotent requests)."""
+    def _call(
+        self, method: str, path: str, body: Any = None, retries: int = 0, ts: float | None = None
+    ) -> Any:
+        """One request (at simulated time ``ts``: the X-Intentrank-Clock header); ``retries`` more
+        attempts after a timeout (only for idempotent requests)."""
+        headers = {CLOCK_HEADER: repr(float(ts))} if ts is not None else None
         for attempt in range(retries + 1):
             try:
-                r = self.http.request(method, path, json=body)
+                r = self.http.request(method, path, json=body, headers=headers)
                 break
             except httpx.HTTPError as err:
                 if not isinstance(err, httpx.TimeoutException) or attempt == retries:
@@ -82,7 +90,10 @@ class ServiceClient:
         """The service's arm names (``GET /v1/arms``)."""
         return list(self._call("GET", "/v1/arms")["arms"])
 
-    def feed(self, user_id: int, session_id: str, cursor: str | None, arm: str | None) -> dict[str, Any]:
+    def feed(
+        self, user_id: int, session_id: str, cursor: str | None, arm: str | None, ts: float | None = None
+    ) -> dict[str, Any]:
+        """The session's next slate (at simulated time ``ts`` when the service runs on a simulated clock)."""
         body: dict[str, Any] = {"user_id": int(user_id), "session_id": session_id}
         if cursor is not None:
             body["cursor"] = cursor
@@ -90,10 +101,11 @@ class ServiceClient:
             body["arm"] = arm
         # a retried page with the same cursor returns the same slate again (a first page, without a
         # cursor, gets the session's next one: its slate is skipped, nothing is shown twice)
-        return self._call("POST", "/v1/feed", body, retries=2)  # type: ignore[no-any-return]
+        return self._call("POST", "/v1/feed", body, retries=2, ts=ts)  # type: ignore[no-any-return]
 
-    def events(self, events: list[dict[str, Any]]) -> dict[str, Any]:
-        return self._call("POST", "/v1/events", {"events": events})  # type: ignore[no-any-return]
+    def events(self, events: list[dict[str, Any]], ts: float | None = None) -> dict[str, Any]:
+        """Post a batch of events (at simulated time ``ts``; then events may carry their own ``ts``)."""
+        return self._call("POST", "/v1/events", {"events": events}, ts=ts)  # type: ignore[no-any-return]
 
 
 class RemoteArm(Policy):
@@ -109,21 +121,33 @@ class RemoteArm(Policy):
 class HttpEventSink:
     """Posts the simulator's event batches to ``/v1/events`` (at most ``per_post`` events a request).
 
-    Counts what the service acknowledged; a refused batch raises (the service names the problem)."""
+    Counts what the service acknowledged; a refused batch raises (the service names the problem).
+    ``simulated_clock``: each event carries its simulated ``ts`` and each post the latest of its chunk
+    (a service with ``service.simulated_clock``)."""
 
-    def __init__(self, client: ServiceClient, per_post: int = EVENTS_PER_POST, workers: int = 1) -> None:
+    def __init__(
+        self, client: ServiceClient, per_post: int = EVENTS_PER_POST, workers: int = 1,
+        simulated_clock: bool = False,
+    ) -> None:  # fmt: skip
         self.client, self.per_post, self.workers = client, per_post, workers
+        self.simulated_clock = simulated_clock
         self.acknowledged = 0
         self.posts = 0
 
     def __call__(self, batch: pa.Table) -> None:
-        fields = batch.select(["slate_id", "item_id", "click", "dwell_s", "bounce", "conversion"])
+        names = ["slate_id", "item_id", "click", "dwell_s", "bounce", "conversion"]
+        fields = batch.select(names + (["ts"] if self.simulated_clock else []))
         chunks = [fields.slice(s, self.per_post).to_pylist() for s in range(0, batch.num_rows, self.per_post)]
+
+        def post(chunk: list[dict[str, Any]]) -> dict[str, Any]:
+            ts = max(e["ts"] for e in chunk) if self.simulated_clock else None
+            return self.client.events(chunk, ts=ts)
+
         if self.workers > 1 and len(chunks) > 1:
             with ThreadPoolExecutor(self.workers) as pool:
-                acks = list(pool.map(self.client.events, chunks))
+                acks = list(pool.map(post, chunks))
         else:
-            acks = [self.client.events(c) for c in chunks]
+            acks = [post(c) for c in chunks]
         self.acknowledged += sum(int(a["acknowledged"]) for a in acks)
         self.posts += len(acks)
 
@@ -139,6 +163,8 @@ class HttpSimulator(Simulator):
             service's arms).
         seed: the run's seed (arm split, sessions' random streams).
         concurrency: feed requests in flight at once (one per session of a step).
+        simulated_clock: send each request's simulated time (the session's clock; a service with
+            ``service.simulated_clock``), so time features are those of the in-process loop.
     """
 
     def __init__(
@@ -149,9 +175,11 @@ class HttpSimulator(Simulator):
         seed: int = 0,
         concurrency: int = 8,
         daily: bool = False,
+        simulated_clock: bool = False,
     ) -> None:
         super().__init__(world, {a: RemoteArm(a) for a in arm_names}, seed=seed, daily=daily)
         self.client = client
+        self.simulated_clock = simulated_clock
         self.concurrency = max(1, int(concurrency))
         self.requests = 0
         self._cursors: dict[int, str] = {}
@@ -181,9 +209,8 @@ class HttpSimulator(Simulator):
 
         def one(k: int) -> dict[str, Any]:
             sess = int(sessions[k])
-            return self.client.feed(
-                int(user_ids[k]), f"{prefix}{sess}", self._cursors.get(sess), name
-            )
+            ts = float(clock[k]) if self.simulated_clock else None
+            return self.client.feed(int(user_ids[k]), f"{prefix}{sess}", self._cursors.get(sess), name, ts=ts)
 
         ks = range(len(user_ids))
         bodies = list(self._pool.map(one, ks)) if self._pool is not None else [one(k) for k in ks]
@@ -248,10 +275,13 @@ def simulate_http(
             f"the service holds {health['items']:,} items, the simulator's catalogue {len(cat):,}: serve the "
             "simulator's catalogue (same catalogue config and seed)"
         )
-    config = config.model_copy(update={"flush_rows": 5_000})  # events go back while the day runs
+    config = config.model_copy(update={"flush_rows": FLUSH_ROWS})  # events go back while the day runs
     world = World.create(cat, config, seed=seed)
-    sim = HttpSimulator(world, client, names, seed=seed, concurrency=concurrency)
-    sink = HttpEventSink(client, per_post=events_per_post, workers=min(concurrency, 4))
+    simulated = bool(health.get("simulated_clock", False))
+    sim = HttpSimulator(world, client, names, seed=seed, concurrency=concurrency, simulated_clock=simulated)
+    sink = HttpEventSink(
+        client, per_post=events_per_post, workers=min(concurrency, 4), simulated_clock=simulated
+    )
     log: list[DayResult] = []
 
     def record(day: DayResult) -> None:
