@@ -544,7 +544,10 @@ def format_result(result: TuneResult) -> str:
             rel = "; ".join(f"{m} {_pct_ci(v['rel'][m], v['ci'].get(m))}" for m in OBJECTIVES)
             lines.append(f"- trial {k}: {rel}; eligible: {yes[v['eligible']]}")
     if result.pick is None:
-        lines.append(f"\nno trial met {terms} (pick_by {result.pick_by}): nothing to confirm")
+        n_point = sum(t.feasible for t in result.trials)
+        n_bound = sum(t.feasible_ci for t in result.trials)
+        lines.append(f"\nno pick under {terms} (pick_by {result.pick_by}; {n_point} trial(s) feasible on the "
+                     f"point estimates, {n_bound} at the bound): nothing to confirm")  # fmt: skip
     elif result.confirm is not None:
         c = result.confirm
         changes = "; ".join(f"{m} {_pct_ci(v['rel_change'], [v['ci_low'], v['ci_high']])}"
