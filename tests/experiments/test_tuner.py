@@ -211,3 +211,10 @@ def test_confirmation_criterion_point_and_margin() -> None:
     h = {"ci_low": -0.62, "ci_high": -0.49, "control": 16.0, "diff_ci_low": 0.0, "diff_ci_high": 0.0}
     assert not _holds_with_ci(heavy, h) and _holds_with_ci(heavy, h, margin=0.02)
     assert holds_at_bound(heavy, [-0.62, -0.51]) and not holds_at_bound(clicks, [-0.09, -0.05])
+
+
+def test_cli_bad_pick_settings_exit_2() -> None:
+    res = CliRunner().invoke(app, ["tune", "--pick-by", "best"])
+    assert res.exit_code == 2 and "error:" in res.output and "pick_by" in res.output
+    with pytest.raises(ConfigError, match="pick_confidence"):
+        load_config(None, overrides={"tuner": {"pick_confidence": 0.4}})
