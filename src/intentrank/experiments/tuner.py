@@ -487,8 +487,9 @@ def _json_default(x: Any) -> Any:
 
 
 def plot_frontier(result: TuneResult, path: str | Path) -> None:
-    """Relative change in heavy-clickbait impressions vs clicks, conversions as colour; the frontier
-    joined, the feasible region shaded by the constraint's heavy_cb/clicks terms, the pick circled."""
+    """Relative change in heavy-clickbait impressions vs clicks, conversions as colour, the clicks bounds
+    as grey bars; the frontier joined, the constraint's heavy_cb/clicks bounds as red lines, the pick
+    circled."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -498,6 +499,11 @@ def plot_frontier(result: TuneResult, path: str | Path) -> None:
     x = np.array([100 * t.rel["heavy_cb"] for t in result.trials])
     y = np.array([100 * t.rel["clicks"] for t in result.trials])
     c = np.array([100 * t.rel["conversions"] for t in result.trials])
+    lo = np.array([100 * t.ci.get("clicks", [np.nan] * 2)[0] for t in result.trials])
+    hi = np.array([100 * t.ci.get("clicks", [np.nan] * 2)[1] for t in result.trials])
+    if np.isfinite(lo).any():  # the clicks bounds the pick is made at
+        ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="none", ecolor="0.7", lw=0.8, zorder=0,
+                    label="clicks, paired bound")  # fmt: skip
     sc = ax.scatter(x, y, c=c, cmap="viridis", s=28, edgecolors="none")
     fig.colorbar(sc, ax=ax, label="conversions, % vs baseline")
     front = sorted(result.frontier, key=lambda t: t.rel["heavy_cb"])
