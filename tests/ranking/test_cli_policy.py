@@ -24,9 +24,13 @@ from intentrank.serving.policy import SlateRequest
 from intentrank.serving.ranker import RankerPolicy
 from intentrank.simulator.registry import get_policy
 
+# 3 epochs over the whole synthetic log (20,000 rows, ~100 steps): the click signal (topic affinity in
+# the user's history, item CTR, position) is learnt. With 6,000 rows and 1 epoch (~11 steps) the model
+# was still at its random initialisation, whose validation AUC here happens to be ~0.42 (the same model
+# trained longer reaches ~0.72, so no sign error): a test data size problem, not a label bug.
 SMALL = {
     "ranker": {
-        "train": {"epochs": 1, "progress": False, "batch_size": 512},
+        "train": {"epochs": 3, "progress": False, "batch_size": 512},
         "model": {"mlp_hidden": [16], "tower_hidden": [8], "cross": {"layers": 1, "rank": 4}},
     }
 }
@@ -37,14 +41,16 @@ def store(events: tuple[pd.DataFrame, pd.DataFrame], tmp_path_factory: pytest.Te
     imp, items = events
     db = tmp_path_factory.mktemp("s") / "ev.duckdb"
     with duckdb.connect(str(db)) as con:
-        con.register("i", imp.iloc[:6000])
+        con.register("i", imp)
         con.register("it", items)
         con.execute("CREATE TABLE impressions AS SELECT * FROM i")
         con.execute("CREATE TABLE items AS SELECT * FROM it")
     return db
 
 
-def test_cli_train_then_evaluate(store: Path, tmp_path: Path) -> None:
+def test_cli_train_then_evaluate(
+    store: Path, events: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump(SMALL))
     r = CliRunner().invoke(
@@ -52,7 +58,8 @@ def test_cli_train_then_evaluate(store: Path, tmp_path: Path) -> None:
     )
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
-    assert 0.3 < out["valid"]["click"]["auc"] < 1.0 and out["n_valid"] > 0
+    # better than chance by far more than its noise (~1,000 held-out rows, ~230 clicks: se ~0.02)
+    assert 0.55 < out["valid"]["click"]["auc"] < 1.0 and out["n_valid"] > 1000
     r = CliRunner().invoke(app, ["evaluate", "--model", str(tmp_path / "m"), "--events", str(store)])
     assert r.exit_code == 0, r.output
     evaluated = json.loads(r.stdout)
@@ -60,7 +67,8 @@ def test_cli_train_then_evaluate(store: Path, tmp_path: Path) -> None:
     # the CLI evaluates what the saved model predicts in-process on the same events
     again = Trainer.load(tmp_path / "m").evaluate(store)
     assert evaluated["click"]["auc"] == pytest.approx(again["click"]["auc"], abs=1e-12)
-    assert evaluated["n_events"] == 6000
+    assert evaluated["n_events"] == len(events[0])
+    assert evaluated["click"]["auc"] > 0.55  # on all events (mostly the training rows): learnt, not inverted
     # another feature spec → a clear error, exit 2
     other = {"ranker": {**SMALL["ranker"], "features": {"embedding_dim": 8}}}
     cfg.write_text(yaml.safe_dump(other))

@@ -326,6 +326,7 @@ class AligningLearner:
         self.inner, self.plan, self.serve, self.items = inner, plan, serve, items
         self.every, self.seed = int(every), int(seed)
         self.updates = 0
+        self._seen = len(getattr(inner, "reports", []))  # inner updates already accounted for
         self.alignments: list[dict[str, Any]] = []
         self.align_seconds = 0.0
 
@@ -346,15 +347,20 @@ class AligningLearner:
         self.align_seconds += time.perf_counter() - t0
 
     def update(self, store: Any, batch: Any = None) -> UpdateReport | None:
+        """Update the inner learner, then align after every ``every``-th of its updates. Its updates are
+        counted from its reports, so a learner shared with other arms (``learner: shared``), which another
+        arm's call may have just updated, still triggers the alignment."""
         rep = self.inner.update(store, batch)
-        if rep is None:
+        fresh = len(self.inner.reports) - self._seen
+        self._seen = len(self.inner.reports)
+        if fresh <= 0:
             return None
-        self.updates += 1
-        if self.updates % self.every == 0:
+        self.updates += fresh
+        if self.updates // self.every > (self.updates - fresh) // self.every:
             recent = self.inner.last_contexts  # the contexts of the rows it just learned from
             if recent is not None and len(recent):
                 self.align_and_publish(recent)
-        return rep
+        return rep if rep is not None else self.inner.reports[-1]
 
 
 # -- results ----------------------------------------------------------------------------------------
@@ -585,13 +591,15 @@ def _build_policies(
             p.plan = MitigationPlan(methods)
         if a.learner == "shared":
             if key not in shared:
+                # an RL arm serves its aligned copy from its own slot: the shared model gets another one
                 shared[key] = IncrementalTrainer(
-                    tr, slot=slot, items=items, arm=None, replay_events=ab.replay_events,
-                    watermark=watermark, history=learner_history(),
+                    tr, slot=ModelSlot(copy.deepcopy(tr.model_)) if rl is not None else slot, items=items,
+                    arm=None, replay_events=ab.replay_events, watermark=watermark, history=learner_history(),
                 )  # fmt: skip
                 inner = shared[key]
             else:
                 inner = shared[key]
+            if rl is None and inner.slot is not slot:  # serve the shared model
                 policies[a.name] = RankerPolicy(
                     inner.slot, formula=formula, post_processors=p.plan.post_processors(), name=a.name,
                     history=serving_history,

@@ -265,8 +265,9 @@ class TunerConfig(BaseModel):
     cohort (same users and simulator seed as the unmitigated baseline: common random numbers), and
     records heavy-clickbait impressions, clicks and conversions per user. optuna's multi-objective TPE
     search gives the Pareto frontier; the pick is the feasible trial (all ``constraint`` terms met,
-    relative to the baseline on the cohort) with the most conversions, then clicks; a fresh A/B on new
-    users then confirms it (or not).
+    relative to the baseline on the cohort) with the most conversions, then clicks — by default at the
+    pessimistic end of each trial's paired CI, then re-checked on a holdout cohort; a fresh A/B on new
+    users then confirms it (or not), with ``confirm_margin`` as the tolerance on the CI.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -290,6 +291,25 @@ class TunerConfig(BaseModel):
     days: int = Field(1, ge=1, description="Days the tuning cohort is served.")
     confirm_users: int = Field(6_000, ge=40, description="Fresh users of the confirmation A/B (both arms).")
     confirm_days: int = Field(1, ge=1, description="Days of the confirmation A/B.")
+    pick_by: Literal["ci", "point"] = Field(
+        "ci",
+        description="ci: a trial is eligible when every constraint term holds at its one-sided "
+        "pick_confidence bound (paired with the baseline on the same users; guards against the winner's "
+        "curse); point: on the point estimates.",
+    )
+    pick_confidence: float = Field(
+        0.9, gt=0.5, lt=1.0, description="One-sided confidence of the bound a trial must meet the "
+        "constraint at (pick_by: ci), on the tuning cohort and again on the holdout.",
+    )  # fmt: skip
+    holdout_users: int = Field(
+        2_000, ge=0, description="Users of the holdout cohort the top eligible trials are re-served to "
+        "before the pick (another seed; 0: no holdout stage, the pick is the best eligible trial).",
+    )  # fmt: skip
+    holdout_candidates: int = Field(3, ge=1, description="Eligible trials re-evaluated on the holdout.")
+    confirm_margin: float = Field(
+        0.02, ge=0.0, lt=1.0, description="The confirmation holds when every term holds on the point "
+        "estimate and its 95 % CI excludes a violation by more than this (relative change, 0.02 = 2 points).",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _known(self) -> TunerConfig:
