@@ -177,5 +177,14 @@ def test_item_and_topic_rates_are_point_in_time(log: pd.DataFrame) -> None:
         assert f.at[r, "item_ctr"] == pytest.approx((click[before].sum() + 1) / (before.sum() + 20))
         mine = (log["user_id"].to_numpy() == log["user_id"].iloc[r]) & (log["topic"] == log["topic"].iloc[r])
         assert f.at[r, "user_topic_impressions"] == (mine & (start < start[r])).sum()
+        # the user × source counts: known once the item has a past impression (its source is then known)
+        src = (log["user_id"].to_numpy() == log["user_id"].iloc[r]) & (log["source"] == log["source"].iloc[r])
+        past = (src & (start < start[r])).to_numpy()
+        n_src = past.sum() if before.sum() > 0 else 0
+        assert f.at[r, "user_source_impressions"] == n_src
+        user_ctr = f.at[r, "user_ctr"]
+        clicks_src = click[past].sum() if before.sum() > 0 else 0
+        assert f.at[r, "user_source_ctr"] == pytest.approx((clicks_src + 5 * user_ctr) / (n_src + 5))
     assert f["item_impressions"].max() > 20 and f["user_topic_ctr"].between(0, 1).all()
+    assert f["user_source_impressions"].max() > 5 and f["user_source_ctr"].between(0, 1).all()
     assert f["item_read_rate"].between(0, 1).all() and f["item_bounce_rate"].between(0, 1).all()
