@@ -188,3 +188,20 @@ def test_item_and_topic_rates_are_point_in_time(log: pd.DataFrame) -> None:
     assert f["item_impressions"].max() > 20 and f["user_topic_ctr"].between(0, 1).all()
     assert f["user_source_impressions"].max() > 5 and f["user_source_ctr"].between(0, 1).all()
     assert f["item_read_rate"].between(0, 1).all() and f["item_bounce_rate"].between(0, 1).all()
+
+
+def test_seed_items_carries_the_item_track_record_not_the_users(log: pd.DataFrame) -> None:
+    full = UserHistory().update(log)
+    seeded = UserHistory().seed_items(log)
+    users, topics, items = log["user_id"], log["topic"], log["item_id"]
+    ts = np.full(len(log), 4e5)
+    a, b = full.features(users, topics, ts, items), seeded.features(users, topics, ts, items)
+    item_cols = [c for c in HISTORY_COLUMNS if c.startswith("item_")]
+    pd.testing.assert_frame_equal(a[item_cols], b[item_cols])
+    assert len(seeded) == 0 and (b["user_impressions"] == 0).all()
+    assert (b["user_source_impressions"] == 0).all()
+    # a user's later events count against the seeded items' sources
+    one = log[log["user_id"] == log["user_id"].iloc[0]]
+    seeded.update(one)
+    got = seeded.features(one["user_id"], one["topic"], np.full(len(one), 4e5), one["item_id"])
+    assert (got["user_source_impressions"] > 0).all()

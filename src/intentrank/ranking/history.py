@@ -354,6 +354,30 @@ class UserHistory:
         self.events += len(events)
         return self
 
+    def seed_items(self, events: pd.DataFrame) -> UserHistory:
+        """Consume only the items' side of an event frame (their track record and sources), not the
+        users': a platform's item counters outlive a user population (e.g. an A/B on fresh users that
+        continues a log's timeline, whose user ids may collide with the log's); returns self."""
+        if len(events) == 0:
+            return self
+        _check(events, "item history")
+        click, read = _outcomes(events, self.long_click_threshold_s)
+        item = events["item_id"].to_numpy(np.int64)
+        if item.min() < 0:
+            raise DataError("item history: item_id must be ≥ 0")
+        if item.max() >= len(self._items):
+            grown = np.zeros((int(item.max()) + 1, len(ITEM_SUMS)))
+            grown[: len(self._items)] = self._items
+            self._items = grown
+        np.add.at(self._items, item, _item_values(events, click, read))
+        if "source" in events.columns:
+            codes = self._sources.register(events["source"].astype(str).to_numpy(object))
+            if item.max() >= len(self._item_source):
+                pad = np.full(int(item.max()) + 1 - len(self._item_source), -1)
+                self._item_source = np.r_[self._item_source, pad]
+            self._item_source[item] = codes
+        return self
+
     def _update_sources(
         self, user: np.ndarray, item: np.ndarray, click: np.ndarray, events: pd.DataFrame
     ) -> None:
@@ -453,6 +477,16 @@ class _PairSums:
         self.users = pd.Index([], dtype=np.int64)
         self.keys = pd.Index([], dtype=object)
         self.sums = np.zeros((0, 0, k))
+
+    def register(self, keys: np.ndarray) -> np.ndarray:
+        """Each key's code, new keys added (no sums)."""
+        new_keys = pd.Index(pd.unique(keys)).difference(self.keys)
+        if len(new_keys):
+            self.keys = self.keys.append(new_keys)
+            grown = np.zeros((self.sums.shape[0], len(self.keys), self.sums.shape[2]))
+            grown[:, : self.sums.shape[1]] = self.sums
+            self.sums = grown
+        return self.keys.get_indexer(keys)
 
     def add(self, users: np.ndarray, keys: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Add ``values`` (n, k) to the pairs; returns each row's key code."""
