@@ -40,7 +40,7 @@ import pandas as pd
 
 from intentrank.config import IntentRankConfig
 from intentrank.ranking import metrics as M
-from intentrank.ranking.config import HISTORY_COLUMNS, RankerConfig
+from intentrank.ranking.config import HISTORY_COLUMNS, DenseFeature, RankerConfig
 from intentrank.ranking.events import load_events
 from intentrank.ranking.formula import RankingFormula
 from intentrank.ranking.heldout import time_quality_correlation, time_split
@@ -82,8 +82,11 @@ def variant(name: str, base: RankerConfig) -> RankerConfig:
         drop_dense = {"length", *ITEM_STAT_COLUMNS, *USER_TOPIC_COLUMNS, *USER_SOURCE_COLUMNS}
     elif name == "no_item_stats":
         drop_dense = set(ITEM_STAT_COLUMNS)
-    elif name == "no_source_rates":  # without the user × source (outlet) counts
-        drop_dense = set(USER_SOURCE_COLUMNS)
+    elif name == "source_rates":  # plus the user × source (outlet) counts (opt-in history columns)
+        extra = [DenseFeature(name="user_source_impressions", transform="log1p", scale=0.3),
+                 DenseFeature(name="user_source_ctr", scale=5.0)]  # fmt: skip
+        features = spec.model_copy(update={"dense": [*spec.dense, *extra]})
+        return base.model_copy(update={"features": features})
     elif name == "no_topic_rates":
         drop_dense = {"user_topic_impressions", "user_topic_ctr"}
     elif name == "no_history":

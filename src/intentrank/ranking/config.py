@@ -148,8 +148,6 @@ def _default_dense() -> list[DenseFeature]:
         DenseFeature(name="item_read_rate"),
         DenseFeature(name="item_bounce_rate"),
         DenseFeature(name="item_mean_log_dwell", scale=0.3),
-        DenseFeature(name="user_source_impressions", transform="log1p", scale=0.3),
-        DenseFeature(name="user_source_ctr", scale=5.0),
     ]
 
 
