@@ -27,6 +27,7 @@ Usage: ``.venv/bin/python bench/learner_intent.py [--users 3000] [--log-days 3] 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import tempfile
@@ -39,13 +40,14 @@ import pandas as pd
 
 from intentrank.config import IntentRankConfig
 from intentrank.ranking import metrics as M
-from intentrank.ranking.config import HISTORY_COLUMNS, RankerConfig
+from intentrank.ranking.config import HISTORY_COLUMNS, DenseFeature, RankerConfig
 from intentrank.ranking.events import load_events
 from intentrank.ranking.formula import RankingFormula
 from intentrank.ranking.heldout import time_quality_correlation, time_split
 from intentrank.ranking.history import UserHistory, add_history_columns
 from intentrank.ranking.trainer import Trainer
 from intentrank.runtime import torch_threads
+from intentrank.serving.incremental import IncrementalTrainer, ModelSlot
 from intentrank.serving.policy import SlateRequest
 from intentrank.serving.ranker import RankerPolicy
 from intentrank.simulator import behaviour as bh
@@ -64,6 +66,7 @@ from intentrank.store import EventStore
 CONTENT_CAT = {"topic", "source"}
 ITEM_STAT_COLUMNS = [c for c in HISTORY_COLUMNS if c.startswith("item_")]
 USER_TOPIC_COLUMNS = [c for c in HISTORY_COLUMNS if c.startswith("user_topic")]
+USER_SOURCE_COLUMNS = [c for c in HISTORY_COLUMNS if c.startswith("user_source")]
 
 
 def variant(name: str, base: RankerConfig) -> RankerConfig:
@@ -76,9 +79,14 @@ def variant(name: str, base: RankerConfig) -> RankerConfig:
         pass
     elif name == "id_only":  # the item as an id: no content, no item statistics, no user×topic history
         drop_cat, text = CONTENT_CAT, []
-        drop_dense = {"length", *ITEM_STAT_COLUMNS, *USER_TOPIC_COLUMNS}
+        drop_dense = {"length", *ITEM_STAT_COLUMNS, *USER_TOPIC_COLUMNS, *USER_SOURCE_COLUMNS}
     elif name == "no_item_stats":
         drop_dense = set(ITEM_STAT_COLUMNS)
+    elif name == "source_rates":  # plus the user × source (outlet) counts (opt-in history columns)
+        extra = [DenseFeature(name="user_source_impressions", transform="log1p", scale=0.3),
+                 DenseFeature(name="user_source_ctr", scale=5.0)]  # fmt: skip
+        features = spec.model_copy(update={"dense": [*spec.dense, *extra]})
+        return base.model_copy(update={"features": features})
     elif name == "no_topic_rates":
         drop_dense = {"user_topic_impressions", "user_topic_ctr"}
     elif name == "no_history":
@@ -148,6 +156,62 @@ def ab_table(frame: pd.DataFrame, arms: list[str]) -> dict[str, dict[str, list[f
     return out
 
 
+def within_user_auc(users: np.ndarray, y: np.ndarray, p: np.ndarray) -> float:
+    """Mean per-user click AUC over users with both a click and a non-click (how well a score orders
+    one user's candidates: the part of AUC that personalisation, not item popularity, has to earn)."""
+    df = pd.DataFrame({"u": users, "y": y, "p": p})
+    g = df.groupby("u")["y"].agg(["sum", "count"])
+    ok = g.index[(g["sum"] > 0) & (g["sum"] < g["count"])]
+    sub = df[df["u"].isin(ok)]
+    return float(np.mean([M.auc(f["y"].to_numpy(), f["p"].to_numpy()) for _, f in sub.groupby("u")]))
+
+
+def ctr_ratio_ci(
+    frame: pd.DataFrame, arm: str, ref: str, reps: int = 2000, seed: int = 0, mask: np.ndarray | None = None
+) -> list[float]:
+    """CTR of ``arm`` over CTR of ``ref`` (pooled clicks / impressions of each arm's users) and its 95 %
+    percentile bootstrap CI (users resampled within each arm, independently)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    if mask is not None:
+        frame = frame[mask]
+    sums = []
+    for a in (arm, ref):
+        f = frame[(frame["arm"] == a) & (frame["impressions"] > 0)]
+        c, n = f["clicks"].to_numpy(float), f["impressions"].to_numpy(float)
+        idx = rng.integers(0, len(f), (reps, len(f)))
+        sums.append((c.sum() / n.sum(), c[idx].sum(1) / n[idx].sum(1)))
+    point = sums[0][0] / sums[1][0]
+    boot = sums[0][1] / sums[1][1]
+    out = [
+        round(point, 4),
+        round(float(np.quantile(boot, 0.025)), 4),
+        round(float(np.quantile(boot, 0.975)), 4),
+    ]
+    return out
+
+
+def by_susceptibility(
+    frame: pd.DataFrame, world: World, arm: str, ref: str, buckets: int = 3
+) -> dict[str, Any]:
+    """CTR of ``arm`` over ``ref`` per susceptibility tercile of the users (hidden trait; diagnosis only)."""
+    s = world.users.susceptibility[frame["user_id"].to_numpy()]
+    edges = np.quantile(world.users.susceptibility, np.linspace(0, 1, buckets + 1))
+    b = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, buckets - 1)
+    out: dict[str, Any] = {}
+    for k in range(buckets):
+        m = b == k
+        heavy = {a: float(frame.loc[m & (frame["arm"] == a), "impressions_heavy"].sum()
+                          / max(frame.loc[m & (frame["arm"] == a), "impressions"].sum(), 1))
+                 for a in (arm, ref)}  # fmt: skip
+        out[f"s[{edges[k]:.2f},{edges[k + 1]:.2f}]"] = {
+            "ctr_ratio": ctr_ratio_ci(frame, arm, ref, mask=m, reps=500),
+            f"heavy_share_{arm}": round(heavy[arm], 4),
+            f"heavy_share_{ref}": round(heavy[ref], 4),
+        }
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--users", type=int, default=3000)
@@ -158,6 +222,16 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--variants", default="default,id_only")
     ap.add_argument("--ab-variants", default=None, help="variants served in the A/B (default: the first)")
+    ap.add_argument(
+        "--loop-days",
+        type=int,
+        default=0,
+        help="In the loop: each served model learns from its own arm's traffic after every window for "
+        "this many days (0 = the frozen A/B of --ab-days instead)",
+    )
+    ap.add_argument("--replay", type=int, default=20_000, help="loop: rows in each learner's replay buffer")
+    ap.add_argument("--online-batch", type=int, default=2048, help="loop: minibatch rows of an online update")
+    ap.add_argument("--max-steps", type=int, default=2, help="loop: most minibatch steps per update")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None)
@@ -173,7 +247,7 @@ def main() -> None:
     t_all = time.perf_counter()
     pool = build_catalogue(config=sim_cfg.catalogue, seed=a.seed)
     # scheduled for at least one day past the log, so that --ab-days 0 logs the same world as --ab-days 1
-    cat = living_catalogue(pool, living, days=a.log_days + max(a.ab_days, 1), seed=a.seed)
+    cat = living_catalogue(pool, living, days=a.log_days + max(a.ab_days, a.loop_days, 1), seed=a.seed)
     world = World.create(cat, sim_cfg, seed=a.seed)
     split_ts = (a.log_days - 1) * DAY_S
     report: dict[str, Any] = {"args": {k: str(v) for k, v in vars(a).items()}}
@@ -196,6 +270,7 @@ def main() -> None:
         train, test, cold = split.train, split.held_out, split.cold
         p_true = rec.truth(test, sim_cfg.behaviour)
         y = test["click"].to_numpy(float)
+        users = test["user_id"].to_numpy()
         thr = base.labels.long_click_threshold_s
         long = (test["dwell_s"].to_numpy() >= thr) & ~test["bounce"].to_numpy(bool)
         report["log"] = {"events": len(log), "train": len(train), "held_out": len(test),
@@ -204,6 +279,7 @@ def main() -> None:
                          "items_scheduled": len(cat),
                          "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
         report["oracle"] = {"click_auc": round(M.auc(y, p_true), 4),
+                            "within_user_auc": round(within_user_auc(users, y, p_true), 4),
                             "logloss": round(M.logloss(y, p_true), 4),
                             "cold_click_auc": round(M.auc(y[cold], p_true[cold]), 4)}  # fmt: skip
         print("log", json.dumps(report["log"]), "\noracle", json.dumps(report["oracle"]), flush=True)
@@ -217,6 +293,7 @@ def main() -> None:
             clicked = y > 0
             report[name] = {
                 "click_auc": round(M.auc(y, p), 4),
+                "within_user_auc": round(within_user_auc(users, y, p), 4),
                 "click_logloss": round(M.logloss(y, p), 4),
                 "cold_click_auc": round(M.auc(y[cold], p[cold]), 4),
                 "long_click_auc_given_click": round(
@@ -228,7 +305,9 @@ def main() -> None:
             models[name] = tr
             print(name, json.dumps(report[name]), flush=True)
 
-        if a.ab_days > 0:
+        if a.loop_days > 0:
+            report["loop"] = run_in_loop(a, world, store, cat, models, base, thr)
+        elif a.ab_days > 0:
             t1 = time.perf_counter()
             served = (a.ab_variants or a.variants.split(",")[0]).split(",")
             policies: dict[str, Any] = {}
@@ -264,6 +343,74 @@ def main() -> None:
     print(f"total {report['seconds']}s", file=sys.stderr)
     if a.json:
         a.json.write_text(json.dumps(report, indent=2, default=float))
+
+
+def run_in_loop(
+    a: argparse.Namespace, world: World, store: EventStore, cat: Any, models: dict[str, Trainer],
+    base: RankerConfig, thr: float,
+) -> dict[str, Any]:  # fmt: skip
+    """The served models learn in the loop (own-arm traffic, warm start after every window) for
+    ``--loop-days``; per day: each arm's CTR / heavy share, the p_click arm's CTR over the CTR oracle's
+    (bootstrap CI), the ctr·t^0.8 arm's heavy share over the true formula's."""
+    t1 = time.perf_counter()
+    served = (a.ab_variants or a.variants.split(",")[0]).split(",")
+    # the served history: the log, then every window (each user is in one arm)
+    shared = UserHistory(thr)
+    shared.catch_up(store, cat.items)
+    policies: dict[str, Any] = {}
+    learners: dict[str, IncrementalTrainer] = {}
+    for v in served:
+        for arm, formula in (("p_click", (1.0, 0.0, 0.0)), ("ctr_t08", (1.0, 0.8, 0.0))):
+            name = arm if len(served) == 1 else f"{v}:{arm}"
+            tr = copy.deepcopy(models[v])
+            tr.config = tr.config.model_copy(update={"train": tr.config.train.model_copy(
+                update={"epochs": 1, "valid_fraction": 0.0, "batch_size": a.online_batch})})  # fmt: skip
+            slot = ModelSlot(copy.deepcopy(tr.model_))
+            policies[name] = RankerPolicy(slot, formula=RankingFormula(*formula), name=name, history=shared)
+            own = UserHistory(thr)
+            own.catch_up(store, cat.items)
+            learners[name] = IncrementalTrainer(
+                tr, slot=slot, items=cat.items, arm=name, replay_events=a.replay, watermark=store.watermark(),
+                history=own, max_steps=a.max_steps,
+            )  # fmt: skip
+    policies["ctr_oracle"] = get_policy("ctr_oracle")
+    policies["truth_formula"] = get_policy("truth_formula")
+    n_windows = [0]
+
+    def progress(w: Any) -> None:
+        n_windows[0] += 1
+        if n_windows[0] % 24 == 0:
+            print(f"  loop day {w.day} window {w.window}: {time.perf_counter() - t1:.0f}s", file=sys.stderr)
+
+    res = run_loop(world, policies, store, learners, seed=a.seed + 1, days=a.loop_days,
+                   first_day=a.log_days, on_window=progress)  # fmt: skip
+    out: dict[str, Any] = {"seconds": res.seconds | {"all": round(time.perf_counter() - t1, 1)},
+                           "updates": {k: len(r) for k, r in res.updates.items()}, "per_day": {}}  # fmt: skip
+    for d in range(a.log_days, a.log_days + a.loop_days):
+        frame = res.day_frame(d)
+        row: dict[str, Any] = {"arms": ab_table(frame, list(policies))}
+        for v in served:
+            pre = "" if len(served) == 1 else f"{v}:"
+            row[v] = {
+                "ctr_p_click_over_oracle": ctr_ratio_ci(frame, pre + "p_click", "ctr_oracle", seed=d),
+                "heavy_share_ctr_t08": row["arms"][pre + "ctr_t08"]["heavy_share"],
+                "heavy_share_truth_formula": row["arms"]["truth_formula"]["heavy_share"],
+            }
+        out["per_day"][d] = row
+        print("loop day", d, json.dumps({v: row[v] for v in served}), flush=True)
+    last = res.day_frame(a.log_days + a.loop_days - 1)
+    whole = res.per_user()
+    for v in served:
+        pre = "" if len(served) == 1 else f"{v}:"
+        out[f"{v}_last_day_by_susceptibility"] = by_susceptibility(last, world, pre + "p_click", "ctr_oracle")
+        out[f"{v}_all_days"] = {
+            "ctr_p_click_over_oracle": ctr_ratio_ci(whole, pre + "p_click", "ctr_oracle"),
+            "arms": ab_table(whole, list(policies)),
+        }
+        print("loop", v, "last day by susceptibility", json.dumps(out[f"{v}_last_day_by_susceptibility"]))
+        print("loop", v, "all days", json.dumps(out[f"{v}_all_days"]), flush=True)
+    print("loop seconds", json.dumps(out["seconds"]), flush=True)
+    return out
 
 
 if __name__ == "__main__":

@@ -55,12 +55,12 @@ def test_event_columns_are_the_schema_derived_and_history_columns() -> None:
 
 def test_history_constant_matches_the_features() -> None:
     frame = pd.DataFrame({"user_id": [1, 1], "item_id": [3, 3], "ts": [0.0, 9e4], "topic": ["a", "a"],
-                          "click": [True, False],
+                          "click": [True, False], "source": ["s", "s"],
                           "bounce": [False, False], "dwell_s": [40.0, 0.0]})  # fmt: skip
     hist = history_features_for_events(frame)
     assert list(hist.columns) == list(HISTORY_COLUMNS)
     expected = [1.0, 1.0, 1.0, 1.0, 2 / 11, 25.0, 1.0, 1.0, (1 + 5 * 2 / 11) / 6, 1.0, 2 / 21, 2 / 3, 0.5 / 3,
-                (np.log1p(40.0) + 6.0) / 3]  # fmt: skip
+                (np.log1p(40.0) + 6.0) / 3, 1.0, (1 + 5 * 2 / 11) / 6]  # fmt: skip
     np.testing.assert_allclose(hist.iloc[1].to_numpy(), expected, rtol=1e-12)
 
 

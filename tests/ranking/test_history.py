@@ -177,5 +177,31 @@ def test_item_and_topic_rates_are_point_in_time(log: pd.DataFrame) -> None:
         assert f.at[r, "item_ctr"] == pytest.approx((click[before].sum() + 1) / (before.sum() + 20))
         mine = (log["user_id"].to_numpy() == log["user_id"].iloc[r]) & (log["topic"] == log["topic"].iloc[r])
         assert f.at[r, "user_topic_impressions"] == (mine & (start < start[r])).sum()
+        # the user × source counts: known once the item has a past impression (its source is then known)
+        src = (log["user_id"].to_numpy() == log["user_id"].iloc[r]) & (log["source"] == log["source"].iloc[r])
+        past = (src & (start < start[r])).to_numpy()
+        n_src = past.sum() if before.sum() > 0 else 0
+        assert f.at[r, "user_source_impressions"] == n_src
+        user_ctr = f.at[r, "user_ctr"]
+        clicks_src = click[past].sum() if before.sum() > 0 else 0
+        assert f.at[r, "user_source_ctr"] == pytest.approx((clicks_src + 5 * user_ctr) / (n_src + 5))
     assert f["item_impressions"].max() > 20 and f["user_topic_ctr"].between(0, 1).all()
+    assert f["user_source_impressions"].max() > 5 and f["user_source_ctr"].between(0, 1).all()
     assert f["item_read_rate"].between(0, 1).all() and f["item_bounce_rate"].between(0, 1).all()
+
+
+def test_seed_items_carries_the_item_track_record_not_the_users(log: pd.DataFrame) -> None:
+    full = UserHistory().update(log)
+    seeded = UserHistory().seed_items(log)
+    users, topics, items = log["user_id"], log["topic"], log["item_id"]
+    ts = np.full(len(log), 4e5)
+    a, b = full.features(users, topics, ts, items), seeded.features(users, topics, ts, items)
+    item_cols = [c for c in HISTORY_COLUMNS if c.startswith("item_")]
+    pd.testing.assert_frame_equal(a[item_cols], b[item_cols])
+    assert len(seeded) == 0 and (b["user_impressions"] == 0).all()
+    assert (b["user_source_impressions"] == 0).all()
+    # a user's later events count against the seeded items' sources
+    one = log[log["user_id"] == log["user_id"].iloc[0]]
+    seeded.update(one)
+    got = seeded.features(one["user_id"], one["topic"], np.full(len(one), 4e5), one["item_id"])
+    assert (got["user_source_impressions"] > 0).all()

@@ -133,6 +133,7 @@ def test_serving_history_equals_user_history() -> None:
 
     rng = np.random.default_rng(5)
     topics = np.array(["a", "b", "c", "d"], object)
+    sources = np.array(["news", "viral", "blog"], object)  # an item's source is fixed (item id mod 3)
     ref, fast = UserHistory(30.0), ServingHistory(30.0)
     t = 0.0
     for _ in range(6):  # updates spanning several days, in time order
@@ -140,8 +141,10 @@ def test_serving_history_equals_user_history() -> None:
         ts = t + np.sort(rng.uniform(0, 50_000, n))
         t = ts[-1]
         click = rng.random(n) < 0.3
-        ev = pd.DataFrame({"user_id": rng.integers(0, 40, n), "ts": ts, "item_id": rng.integers(0, 30, n),
+        item = rng.integers(0, 30, n)
+        ev = pd.DataFrame({"user_id": rng.integers(0, 40, n), "ts": ts, "item_id": item,
                            "topic": topics[rng.integers(0, 4, n)], "click": click,
+                           "source": sources[item % 3],
                            "bounce": click & (rng.random(n) < 0.3),
                            "dwell_s": np.where(click, rng.uniform(0, 90, n), 0.0)})  # fmt: skip
         ref.update(ev)
@@ -152,6 +155,7 @@ def test_serving_history_equals_user_history() -> None:
         q_items = rng.integers(-1, 40, 200)  # some never seen
         got = fast.features(q_users, q_topics, q_ts, q_items)
         pd.testing.assert_frame_equal(got, ref.features(q_users, q_topics, q_ts, q_items))
+        assert (got["user_source_impressions"] > 0).mean() > 0.3  # the user × source counts are exercised
         np.testing.assert_array_equal(fast.last_day(q_users), ref.last_day(q_users))
     assert len(fast) == len(ref)
     assert fast.trim(10) == len(ref) - 10 and len(fast) == 10

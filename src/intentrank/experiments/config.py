@@ -209,7 +209,12 @@ class ExperimentConfig(BaseModel):
         "version, so policies can be evaluated off-policy (`intentrank ope`).",
     )
     log_users: int = Field(4_000, ge=10, description="Users in the logging phase.")
-    log_days: int = Field(2, ge=2, description="Days in the logging phase; the last day is held out.")
+    log_days: int = Field(
+        3,
+        ge=2,
+        description="Days in the logging phase; the last day is held out (3: the model trains on 2 days, the "
+        "second with populated user and item history).",
+    )
     ab_users: int = Field(16_000, ge=40, description="Fresh users in the A/B phase, split over the arms.")
     ab_days: int = Field(3, ge=1, description="Days in the A/B phase.")
     ab_window_min: float = Field(

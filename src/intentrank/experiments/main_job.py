@@ -194,6 +194,8 @@ def _run(cfg: IntentRankConfig, out: Path) -> MainJobResult:
     # the A/B's users are fresh: their history starts empty and grows (one for all arms: each user is in
     # one arm)
     history = UserHistory(cfg.ranker.labels.long_click_threshold_s)
+    if living.enabled:  # the items' track record carries over from the log (same catalogue, same timeline)
+        history.seed_items(events)
     ctr = RankingFormula(1.0, 0.0, 0.0)
     control = RankerPolicy(base.model_, formula=ctr, name="control", history=history)
     arms = {

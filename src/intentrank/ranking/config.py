@@ -44,6 +44,16 @@ HISTORY_COLUMNS: Final[dict[str, tuple[str, str]]] = {
         "DOUBLE",
         "mean log1p dwell seconds of the item's past clicks, shrunk to 3: (Σ log1p dwell + 6) / (clicks + 2)",
     ),
+    "user_source_impressions": (
+        "DOUBLE",
+        "the user's past impressions of items of the candidate's source (outlet); 0 while the candidate "
+        "has no past impression (its source is learned from its events)",
+    ),
+    "user_source_ctr": (
+        "DOUBLE",
+        "the user's click rate on the candidate's source, shrunk toward their own: (source clicks + "
+        "5·user_ctr) / (source impressions + 5)",
+    ),
 }
 
 

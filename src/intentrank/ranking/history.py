@@ -41,6 +41,8 @@ MAX_HOURS_SINCE_CLICK = 720.0
 CTR_PRIOR_CLICKS, CTR_PRIOR_IMPRESSIONS = 1.0, 10.0
 #: ``user_topic_ctr = (topic clicks + k·user_ctr) / (topic impressions + k)``, k = this.
 TOPIC_SHRINK = 5.0
+#: ``user_source_ctr = (source clicks + k·user_ctr) / (source impressions + k)``, k = this.
+SOURCE_SHRINK = 5.0
 #: ``item_ctr = (clicks + 1) / (impressions + 20)``.
 ITEM_CTR_PRIOR_CLICKS, ITEM_CTR_PRIOR_IMPRESSIONS = 1.0, 20.0
 #: ``item_mean_log_dwell = (Σ log1p dwell + k·prior) / (clicks + k)``: (prior, k).
@@ -124,11 +126,15 @@ def _pair_codes(
 def _assemble(
     topic: np.ndarray, clicks: np.ndarray, impressions: np.ndarray,
     last_click_ts: np.ndarray, ts: np.ndarray, active_days: np.ndarray, item: np.ndarray,
+    source: np.ndarray | None = None,
     frame: bool = True,
 ) -> Any:  # fmt: skip
     """The columns from the sums: ``topic`` (n, 3) impressions, clicks, reads of the (user, topic);
-    ``item`` (n, 5) the item's :data:`ITEM_SUMS`. A DataFrame, or with ``frame=False`` a dict of arrays
-    (the serving request path: no DataFrame per request)."""
+    ``item`` (n, 5) the item's :data:`ITEM_SUMS`; ``source`` (n, 2) impressions, clicks of the (user,
+    candidate's source) (None: none known). A DataFrame, or with ``frame=False`` a dict of arrays (the
+    serving request path: no DataFrame per request)."""
+    if source is None:
+        source = np.zeros((len(ts), 2))
     hours = np.where(np.isfinite(last_click_ts), (ts - last_click_ts) / 3600.0, MAX_HOURS_SINCE_CLICK)
     user_ctr = (clicks + CTR_PRIOR_CLICKS) / (impressions + CTR_PRIOR_IMPRESSIONS)
     i_imp, i_clk, i_read, i_bounce, i_dwell = item.T
@@ -147,6 +153,8 @@ def _assemble(
         "item_read_rate": (i_read + 1.0) / (i_clk + 2.0),
         "item_bounce_rate": (i_bounce + 0.5) / (i_clk + 2.0),
         "item_mean_log_dwell": (i_dwell + DWELL_SHRINK * DWELL_PRIOR) / (i_clk + DWELL_SHRINK),
+        "user_source_impressions": source[:, 0],
+        "user_source_ctr": (source[:, 1] + SOURCE_SHRINK * user_ctr) / (source[:, 0] + SOURCE_SHRINK),
     }
     assert list(cols) == list(HISTORY_COLUMNS)
     out = {c: np.asarray(v, np.float64) for c, v in cols.items()}
@@ -191,6 +199,7 @@ def history_features_for_events(
     # per item, over all users: impressions, clicks, reads, bounces, Σ log dwell
     item = frame["item_id"].to_numpy(np.int64)
     item_sums = _asof(item, when, _item_values(frame, click, read), item, when, "sum")
+    source_sums = _user_source_sums(frame, user, when, click, item, item_sums, base)
     # active days: the first event of each (user, day) in history order adds one
     day = np.floor(ts / SECONDS_PER_DAY).astype(np.int64)
     fresh = day > base.last_day(user) if base is not None else np.ones(n, bool)
@@ -206,9 +215,29 @@ def history_features_for_events(
             b["user_impressions"].to_numpy() + user_sums[:, 0],
             np.maximum(base.last_click_ts(user), last), ts,
             b["user_active_days"].to_numpy() + days,
-            base.item_sums(item) + item_sums,
+            base.item_sums(item) + item_sums, source_sums,
         )  # fmt: skip
-    return _assemble(topic_sums, user_sums[:, 1], user_sums[:, 0], last, ts, days, item_sums)
+    return _assemble(topic_sums, user_sums[:, 1], user_sums[:, 0], last, ts, days, item_sums, source_sums)
+
+
+def _user_source_sums(
+    frame: pd.DataFrame, user: np.ndarray, when: np.ndarray, click: np.ndarray, item: np.ndarray,
+    item_sums: np.ndarray, base: UserHistory | None,
+) -> np.ndarray | None:  # fmt: skip
+    """(n, 2) impressions and clicks of each row's (user, item's source) strictly before ``when`` (plus
+    ``base``'s), zero for an item without a past impression: a server learns an item's source from the
+    item's events (:meth:`UserHistory.update`), so it knows it only once the item has been shown. None
+    without a ``source`` column."""
+    if "source" not in frame.columns:
+        return None
+    source = frame["source"].astype(str).to_numpy(object)
+    ke, _ = _pair_codes(user, source, user[:0], source[:0])
+    sums = _asof(ke, when, np.c_[np.ones(len(user)), click], ke, when, "sum")
+    seen = item_sums[:, 0]
+    if base is not None:
+        sums = sums + base.source_sums_by_name(user, source)
+        seen = seen + base.item_sums(item)[:, 0]
+    return np.where((seen > 0)[:, None], sums, 0.0)
 
 
 def add_history_columns(
@@ -262,6 +291,9 @@ class UserHistory:
         self._topics = np.zeros((0, 0, 3))
         #: per-item sums (:data:`ITEM_SUMS`), a dense array grown to the largest item id seen
         self._items = np.zeros((0, len(ITEM_SUMS)))
+        #: per (user, source) impressions, clicks, and each item's source code (-1: not seen yet)
+        self._sources = _PairSums(2)
+        self._item_source = np.zeros(0, np.int64)
         self.watermark = -1
         self.events = 0
 
@@ -340,10 +372,63 @@ class UserHistory:
             grown[: len(self._items)] = self._items
             self._items = grown
         np.add.at(self._items, item, _item_values(events, click, read))
+        self._update_sources(user, item, click, events)
         if "event_id" in events.columns:
             self.watermark = max(self.watermark, int(events["event_id"].max()))
         self.events += len(events)
         return self
+
+    def seed_items(self, events: pd.DataFrame) -> UserHistory:
+        """Consume only the items' side of an event frame (their track record and sources), not the
+        users': a platform's item counters outlive a user population (e.g. an A/B on fresh users that
+        continues a log's timeline, whose user ids may collide with the log's); returns self."""
+        if len(events) == 0:
+            return self
+        _check(events, "item history")
+        click, read = _outcomes(events, self.long_click_threshold_s)
+        item = events["item_id"].to_numpy(np.int64)
+        if item.min() < 0:
+            raise DataError("item history: item_id must be ≥ 0")
+        if item.max() >= len(self._items):
+            grown = np.zeros((int(item.max()) + 1, len(ITEM_SUMS)))
+            grown[: len(self._items)] = self._items
+            self._items = grown
+        np.add.at(self._items, item, _item_values(events, click, read))
+        if "source" in events.columns:
+            codes = self._sources.register(events["source"].astype(str).to_numpy(object))
+            if item.max() >= len(self._item_source):
+                pad = np.full(int(item.max()) + 1 - len(self._item_source), -1)
+                self._item_source = np.r_[self._item_source, pad]
+            self._item_source[item] = codes
+        return self
+
+    def _update_sources(
+        self, user: np.ndarray, item: np.ndarray, click: np.ndarray, events: pd.DataFrame
+    ) -> None:
+        """Per (user, source) sums and the items' source codes, from events with a ``source`` column."""
+        if "source" not in events.columns:
+            return
+        codes = self._sources.add(
+            user, events["source"].astype(str).to_numpy(object), np.c_[np.ones(len(user)), click]
+        )
+        if item.max() >= len(self._item_source):
+            self._item_source = np.r_[
+                self._item_source, np.full(int(item.max()) + 1 - len(self._item_source), -1)
+            ]
+        self._item_source[item] = codes
+
+    def source_sums(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+        """(N, 2) impressions, clicks of each (user, the item's source) pair (0 if the item or pair is
+        unknown)."""
+        item_ids = np.asarray(item_ids, np.int64)
+        ok = (item_ids >= 0) & (item_ids < len(self._item_source))
+        code = np.full(len(item_ids), -1)
+        code[ok] = self._item_source[item_ids[ok]]
+        return self._sources.get_codes(np.asarray(user_ids, np.int64), code)
+
+    def source_sums_by_name(self, user_ids: np.ndarray, sources: np.ndarray) -> np.ndarray:
+        """(N, 2) impressions, clicks of each (user, source name) pair (0 if none)."""
+        return self._sources.get(np.asarray(user_ids, np.int64), np.asarray(sources, object))
 
     def catch_up(self, store: Any, items: pd.DataFrame | None = None, runs: str | list[int] = "all") -> int:
         """Consume the store's events after :attr:`watermark` (joined with ``items`` for the topic);
@@ -404,4 +489,52 @@ class UserHistory:
             self.topic_sums(user_ids, candidate_topics), self._user_col(user_ids, "clicks", 0.0),
             self._user_col(user_ids, "impressions", 0.0), self.last_click_ts(user_ids), ts,
             self._user_col(user_ids, "active_days", 0.0), self.item_sums(item_ids),
+            self.source_sums(user_ids, item_ids),
         )  # fmt: skip
+
+
+class _PairSums:
+    """Sums per (user, key) pair in a dense (user row, key, k) array grown as users and keys appear (one
+    ``np.add.at`` per update; the keys are few: sources)."""
+
+    def __init__(self, k: int) -> None:
+        self.users = pd.Index([], dtype=np.int64)
+        self.keys = pd.Index([], dtype=object)
+        self.sums = np.zeros((0, 0, k))
+
+    def register(self, keys: np.ndarray) -> np.ndarray:
+        """Each key's code, new keys added (no sums)."""
+        new_keys = pd.Index(pd.unique(keys)).difference(self.keys)
+        if len(new_keys):
+            self.keys = self.keys.append(new_keys)
+            grown = np.zeros((self.sums.shape[0], len(self.keys), self.sums.shape[2]))
+            grown[:, : self.sums.shape[1]] = self.sums
+            self.sums = grown
+        return self.keys.get_indexer(keys)
+
+    def add(self, users: np.ndarray, keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Add ``values`` (n, k) to the pairs; returns each row's key code."""
+        new_users = pd.Index(pd.unique(users)).difference(self.users)
+        new_keys = pd.Index(pd.unique(keys)).difference(self.keys)
+        if len(new_users) or len(new_keys):
+            self.users = self.users.append(new_users)
+            self.keys = self.keys.append(new_keys)
+            grown = np.zeros((len(self.users), len(self.keys), self.sums.shape[2]))
+            grown[: self.sums.shape[0], : self.sums.shape[1]] = self.sums
+            self.sums = grown
+        codes = self.keys.get_indexer(keys)
+        np.add.at(self.sums, (self.users.get_indexer(users), codes), values)
+        return codes
+
+    def get_codes(self, users: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """(N, k) sums of (user, key code) pairs (0 for an unknown user or a code < 0)."""
+        ui = self.users.get_indexer(users) if len(self.users) else np.full(len(users), -1)
+        seen = (ui >= 0) & (codes >= 0)
+        out = np.zeros((len(users), self.sums.shape[2]))
+        out[seen] = self.sums[ui[seen], codes[seen]]
+        return out
+
+    def get(self, users: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """(N, k) sums of (user, key name) pairs (0 if none)."""
+        codes = self.keys.get_indexer(keys) if len(self.keys) else np.full(len(keys), -1)
+        return self.get_codes(users, codes)

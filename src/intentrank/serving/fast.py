@@ -50,7 +50,9 @@ _CONSTANT = {"user_id", "slate_index", "position", "day", "ts", "hour"}
 _PER_TOPIC = {"user_topic_clicks", "user_topic_reads", "user_topic_impressions", "user_topic_ctr"}
 #: History columns of the candidate item itself (its track record over all users).
 _PER_ITEM = {c for c in HISTORY_COLUMNS if c.startswith("item_")}
-_PER_CANDIDATE = _PER_TOPIC | _PER_ITEM
+#: History columns of the (user, candidate's source) pair.
+_PER_SOURCE = {"user_source_impressions", "user_source_ctr"}
+_PER_CANDIDATE = _PER_TOPIC | _PER_ITEM | _PER_SOURCE
 #: Rows per pass when precomputing the item side (bounds memory).
 _CHUNK = 8_192
 

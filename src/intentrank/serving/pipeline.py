@@ -151,6 +151,10 @@ class ServingHistory:
         self._topics: dict[int, dict[str, list[float]]] = {}
         #: item id -> ITEM_SUMS (impressions, clicks, reads, bounces, Σ log1p dwell of clicks), all users
         self._items = np.zeros((0, len(ITEM_SUMS)))
+        #: user -> source code -> [impressions, clicks]; item id -> source code (-1: not seen yet)
+        self._sources: dict[int, dict[int, list[float]]] = {}
+        self._source_codes: dict[str, int] = {}
+        self._item_source = np.zeros(0, np.int64)
         self.events = 0
 
     def __len__(self) -> int:
@@ -202,9 +206,11 @@ class ServingHistory:
                 grown[: len(self._items)] = self._items
                 self._items = grown
             np.add.at(self._items, item, item_values)
+            self._update_sources(user, item, click, events)
             while len(self._users) > self.max_users:
                 old, _ = self._users.popitem(last=False)
                 self._topics.pop(old, None)
+                self._sources.pop(old, None)
             self.events += len(events)
         return self
 
@@ -215,8 +221,44 @@ class ServingHistory:
             while len(self._users) > max_users:
                 old, _ = self._users.popitem(last=False)
                 self._topics.pop(old, None)
+                self._sources.pop(old, None)
                 n += 1
             return n
+
+    def _update_sources(self, user: np.ndarray, item: np.ndarray, click: np.ndarray, events: Any) -> None:
+        """Per (user, source) impressions and clicks and the items' source codes (under the lock), from
+        events with a ``source`` column (as ``UserHistory`` keeps them)."""
+        if "source" not in events.columns:
+            return
+        names, inv = np.unique(events["source"].astype(str).to_numpy(object), return_inverse=True)
+        codes = np.array([self._source_codes.setdefault(n, len(self._source_codes)) for n in names.tolist()])
+        code = codes[inv.reshape(-1)]
+        if len(item) and item.max() >= len(self._item_source):
+            grown = np.full(int(item.max()) + 1, -1, np.int64)
+            grown[: len(self._item_source)] = self._item_source
+            self._item_source = grown
+        self._item_source[item] = code
+        for u, c, k in zip(user.tolist(), code.tolist(), click.tolist(), strict=True):
+            row = self._sources.setdefault(u, {}).setdefault(c, [0.0, 0.0])
+            row[0] += 1.0
+            row[1] += float(k)
+
+    def _source_sums(self, user_ids: np.ndarray, item_ids: np.ndarray | None) -> np.ndarray | None:
+        """(N, 2) impressions, clicks of each (user, the item's source) pair (under the lock), each distinct
+        pair looked up once; None without item ids."""
+        if item_ids is None:
+            return None
+        ids = np.asarray(item_ids, np.int64)
+        ok = (ids >= 0) & (ids < len(self._item_source))
+        code = np.full(len(ids), -1, np.int64)
+        code[ok] = self._item_source[ids[ok]]
+        pairs, inv = np.unique(np.c_[user_ids, code], axis=0, return_inverse=True)
+        sums = np.zeros((len(pairs), 2))
+        for k, (u, c) in enumerate(pairs.tolist()):
+            hit = self._sources.get(u, {}).get(c) if c >= 0 else None
+            if hit is not None:
+                sums[k] = hit
+        return sums[inv.reshape(-1)]
 
     def _rows(self, user_ids: np.ndarray) -> np.ndarray:
         empty = [0.0, 0.0, -np.inf, 0.0, -1.0]
@@ -265,9 +307,12 @@ class ServingHistory:
                 ids = np.asarray(item_ids, np.int64)
                 seen = (ids >= 0) & (ids < len(self._items))
                 item_sums[seen] = self._items[ids[seen]]
+            source_sums = self._source_sums(user_ids, item_ids)
         # the one formula of the columns (ranking.history), from this history's sums
         tv = pair_sums[inv.reshape(-1)]
-        return _assemble(tv, rows[:, 1], rows[:, 0], rows[:, 2], ts, rows[:, 3], item_sums, frame=False)
+        return _assemble(
+            tv, rows[:, 1], rows[:, 0], rows[:, 2], ts, rows[:, 3], item_sums, source_sums, frame=False
+        )
 
     def features(
         self,

@@ -132,7 +132,8 @@ class HistorySink(CollectSink):
     def __init__(self, history: UserHistory, items: pd.DataFrame, then: Any | None = None) -> None:
         super().__init__()
         self.history, self.then = history, then
-        self._topics = items[["item_id", "topic"]]
+        # the columns the history keys on (topic; source for the user × source counts)
+        self._topics = items[[c for c in ("item_id", "topic", "source") if c in items.columns]]
 
     def __call__(self, batch: pa.Table) -> None:
         super().__call__(batch)
