@@ -66,6 +66,32 @@ def _check_table(path: Path, name: str, table: np.ndarray, hidden: int, rows: in
     return table
 
 
+
+def fit_weighted_mse(
+    torch: Any, tqdm: Any, predict: Any, sparse_params: list[Any], dense_params: list[Any],
+    y: np.ndarray, w: np.ndarray, *, lr: float, epochs: int, batch_size: int, seed: int, desc: str,
+) -> None:  # fmt: skip
+    """The distilled members' training loop: ``epochs`` passes over the titles in seeded random batches,
+    minimising the weighted squared error ``mean_b w_b (predict(b) - y_b)^2`` (weights normalised to mean
+    1) with SparseAdam on the embedding rows (a step touches only its titles' rows) and AdamW (weight decay
+    0.01) on the dense layers. ``predict(b)`` maps a batch's title indices (B,) to predictions (B,)."""
+    opts = [torch.optim.SparseAdam(sparse_params, lr=lr),
+            torch.optim.AdamW(dense_params, lr=lr, weight_decay=1e-2)]  # fmt: skip
+    yt = torch.tensor(y, dtype=torch.float32)
+    wt = torch.tensor(w / w.mean(), dtype=torch.float32)
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    for _ in tqdm(range(epochs), desc=desc, unit="epoch", leave=False):
+        perm = rng.permutation(n)
+        for s in range(0, n, batch_size):
+            b = perm[s : s + batch_size]
+            loss = (wt[b] * (predict(b) - yt[b]) ** 2).mean()
+            for opt in opts:
+                opt.zero_grad()
+            loss.backward()
+            for opt in opts:
+                opt.step()
+
 class TokenBagBackend(Backend):
     """``w2 · gelu(mean_t P[token_t]) + b2`` over a title's MiniLM WordPiece tokens.
 
@@ -172,27 +198,16 @@ class TokenBagBackend(Backend):
         )
         with torch.no_grad():
             head[-1].bias.fill_(float(np.average(y, weights=w)))
-        # sparse embedding gradients: a step touches only its titles' rows, not the 30k x 384 table
-        opts = [torch.optim.SparseAdam(list(emb.parameters()), lr=self.lr),
-                torch.optim.AdamW(head.parameters(), lr=self.lr, weight_decay=1e-2)]  # fmt: skip
         ids_t = torch.from_numpy(ids)
-        yt = torch.tensor(y, dtype=torch.float32)
-        wt = torch.tensor(w / w.mean(), dtype=torch.float32)
-        rng = np.random.default_rng(self.seed)
-        n = len(titles)
-        for _ in tqdm(range(self.epochs), desc="token-bag epochs", unit="epoch", leave=False):
-            perm = rng.permutation(n)
-            for s in range(0, n, self.batch_size):
-                b = perm[s : s + self.batch_size]
-                tok = torch.cat([ids_t[offsets[i] : offsets[i + 1]] for i in b])
-                off = torch.from_numpy(np.concatenate(([0], np.cumsum(lens[b])[:-1])))
-                pred = head(emb(tok, off)).squeeze(-1)
-                loss = (wt[b] * (pred - yt[b]) ** 2).mean()
-                for opt in opts:
-                    opt.zero_grad()
-                loss.backward()
-                for opt in opts:
-                    opt.step()
+
+        def predict(b: np.ndarray) -> Any:
+            tok = torch.cat([ids_t[offsets[i] : offsets[i + 1]] for i in b])
+            off = torch.from_numpy(np.concatenate(([0], np.cumsum(lens[b])[:-1])))
+            return head(emb(tok, off)).squeeze(-1)
+
+        fit_weighted_mse(torch, tqdm, predict, list(emb.parameters()), list(head.parameters()), y, w,
+                         lr=self.lr, epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
+                         desc="token-bag epochs")  # fmt: skip
         with torch.no_grad():
             l1, l2 = head[0], head[3]
             table = emb.weight @ l1.weight.T + l1.bias
@@ -215,33 +230,23 @@ class TokenBagBackend(Backend):
         with torch.no_grad():
             out.bias.fill_(float(np.average(y, weights=w)))
         dense = list(lin_mean.parameters()) + list(lin_max.parameters()) + list(out.parameters())
-        opts = [torch.optim.SparseAdam(list(emb.parameters()), lr=self.lr),
-                torch.optim.AdamW(dense, lr=self.lr, weight_decay=1e-2)]  # fmt: skip
-        yt = torch.tensor(y, dtype=torch.float32)
-        wt = torch.tensor(w / w.mean(), dtype=torch.float32)
-        rng = np.random.default_rng(self.seed)
-        n = len(titles)
         ids_t = torch.from_numpy(ids)
-        for _ in tqdm(range(self.epochs), desc="token-bag epochs", unit="epoch", leave=False):
-            perm = rng.permutation(n)
-            for s in range(0, n, self.batch_size):
-                b = perm[s : s + self.batch_size]
-                tok = torch.cat([ids_t[offsets[i] : offsets[i + 1]] for i in b])
-                seg = torch.from_numpy(np.repeat(np.arange(len(b)), lens[b]))
-                e = emb(tok)  # (tokens, d): no padding, each title's tokens are one segment
-                mean = torch.zeros(len(b), self.hidden).index_add(0, seg, lin_mean(e))
-                mean = mean / torch.from_numpy(lens[b]).float()[:, None]
-                idx = seg[:, None].expand(-1, self.hidden)
-                mx = torch.zeros(len(b), self.hidden).scatter_reduce(
-                    0, idx, lin_max(e), reduce="amax", include_self=False
-                )
-                pred = out(drop(torch.nn.functional.gelu(mean + mx, approximate="tanh"))).squeeze(-1)
-                loss = (wt[b] * (pred - yt[b]) ** 2).mean()
-                for opt in opts:
-                    opt.zero_grad()
-                loss.backward()
-                for opt in opts:
-                    opt.step()
+
+        def predict(b: np.ndarray) -> Any:
+            tok = torch.cat([ids_t[offsets[i] : offsets[i + 1]] for i in b])
+            seg = torch.from_numpy(np.repeat(np.arange(len(b)), lens[b]))
+            e = emb(tok)  # (tokens, d): no padding, each title's tokens are one segment
+            mean = torch.zeros(len(b), self.hidden).index_add(0, seg, lin_mean(e))
+            mean = mean / torch.from_numpy(lens[b]).float()[:, None]
+            idx = seg[:, None].expand(-1, self.hidden)
+            mx = torch.zeros(len(b), self.hidden).scatter_reduce(
+                0, idx, lin_max(e), reduce="amax", include_self=False
+            )
+            return out(drop(torch.nn.functional.gelu(mean + mx, approximate="tanh"))).squeeze(-1)
+
+        fit_weighted_mse(torch, tqdm, predict, list(emb.parameters()), dense, y, w, lr=self.lr,
+                         epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
+                         desc="token-bag epochs")  # fmt: skip
         with torch.no_grad():
             self.table = (emb.weight @ lin_mean.weight.T + lin_mean.bias).numpy().astype(np.float16)
             self.table_max = (emb.weight @ lin_max.weight.T).numpy().astype(np.float16)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from intentrank.clickbait.backends.base import Backend
-from intentrank.clickbait.backends.tokenbag import _GELU_C, _tokenizer
+from intentrank.clickbait.backends.tokenbag import _GELU_C, _tokenizer, fit_weighted_mse
 from intentrank.clickbait.config import ClickbaitConfig
 from intentrank.clickbait.files import check_array, load_npz
 from intentrank.errors import DataError, IntentRankError
@@ -173,34 +173,24 @@ class TokenConvBackend(Backend):
         with torch.no_grad():
             out.bias.fill_(float(np.average(y, weights=w)))
         dense = list(conv.parameters()) + list(out.parameters())
-        opts = [torch.optim.SparseAdam(list(emb.parameters()), lr=self.lr),
-                torch.optim.AdamW(dense, lr=self.lr, weight_decay=1e-2)]  # fmt: skip
-        yt = torch.tensor(y, dtype=torch.float32)
-        wt = torch.tensor(w / w.mean(), dtype=torch.float32)
-        rng = np.random.default_rng(self.seed)
-        n = len(titles)
-        for _ in tqdm(range(self.epochs), desc="token-conv epochs", unit="epoch", leave=False):
-            perm = rng.permutation(n)
-            for s in range(0, n, self.batch_size):
-                b = perm[s : s + self.batch_size]
-                lb = lens[b]
-                m = int(lb.max())
-                tok = np.full((len(b), m), pad_id, dtype=np.int64)
-                for r, i in enumerate(b):
-                    tok[r, : lens[i]] = ids[offsets[i] : offsets[i + 1]]
-                x = emb(torch.from_numpy(tok)).transpose(1, 2)  # (B, d, m)
-                h = torch.nn.functional.gelu(conv(x), approximate="tanh")  # (B, hidden, m - k + 1)
-                nw = torch.from_numpy(lb - self.width + 1)
-                valid = torch.arange(h.shape[2])[None, :] < nw[:, None]  # windows inside the title
-                mean = (h * valid[:, None, :]).sum(2) / nw[:, None].float()
-                mx = h.masked_fill(~valid[:, None, :], float("-inf")).amax(2)
-                pred = out(drop(torch.cat([mean, mx], 1))).squeeze(-1)
-                loss = (wt[b] * (pred - yt[b]) ** 2).mean()
-                for opt in opts:
-                    opt.zero_grad()
-                loss.backward()
-                for opt in opts:
-                    opt.step()
+
+        def predict(b: np.ndarray) -> Any:
+            lb = lens[b]
+            m = int(lb.max())
+            tok = np.full((len(b), m), pad_id, dtype=np.int64)
+            for r, i in enumerate(b):
+                tok[r, : lens[i]] = ids[offsets[i] : offsets[i + 1]]
+            x = emb(torch.from_numpy(tok)).transpose(1, 2)  # (B, d, m)
+            h = torch.nn.functional.gelu(conv(x), approximate="tanh")  # (B, hidden, m - k + 1)
+            nw = torch.from_numpy(lb - self.width + 1)
+            valid = torch.arange(h.shape[2])[None, :] < nw[:, None]  # windows inside the title
+            mean = (h * valid[:, None, :]).sum(2) / nw[:, None].float()
+            mx = h.masked_fill(~valid[:, None, :], float("-inf")).amax(2)
+            return out(drop(torch.cat([mean, mx], 1))).squeeze(-1)
+
+        fit_weighted_mse(torch, tqdm, predict, list(emb.parameters()), dense, y, w, lr=self.lr,
+                         epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
+                         desc="token-conv epochs")  # fmt: skip
         with torch.no_grad():
             wk = conv.weight  # (hidden, d, width)
             self.tables, self.scales = quantize_rows(
