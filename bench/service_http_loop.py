@@ -38,17 +38,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from intentrank.config import load_config
-from intentrank.mitigation.heuristic import HeuristicPenalty
 from intentrank.service.bootstrap import quick_model
-from intentrank.serving.pipeline import ServingHistory
-from intentrank.serving.postprocess import PenalizedPolicy
-from intentrank.serving.ranker import RankerPolicy
-from intentrank.simulator.ab import simulate
 from intentrank.simulator.catalogue import build_catalogue
-from intentrank.simulator.http_client import FLUSH_ROWS, ServiceClient, simulate_http
+from intentrank.simulator.http_client import (
+    FLUSH_ROWS,
+    ServiceClient,
+    simulate_http,
+    simulate_like_the_service,
+)
 from intentrank.simulator.kpis import MEAN_KPIS, RATIO_KPIS
 from intentrank.stats import compare_arms
 from intentrank.stats.compare import ratio_estimate
@@ -104,23 +103,7 @@ def main() -> None:
             stop(proc)
     t0 = time.perf_counter()
     # one history for both arms, fed with each flush (the service's read-your-writes history)
-    history = ServingHistory(model.config.labels.long_click_threshold_s)
-    topics = catalogue.items["topic"].astype(str).to_numpy(object)
-
-    def feed_history(batch: pa.Table) -> None:
-        ev = batch.select(["user_id", "ts", "item_id", "click", "bounce", "dwell_s"]).to_pandas()
-        history.update(ev.assign(topic=topics[ev["item_id"].to_numpy()]))
-
-    inproc = simulate(
-        {
-            "unmitigated": RankerPolicy(model, history=history),  # type: ignore[arg-type]
-            "heuristic": PenalizedPolicy(RankerPolicy(model, history=history), HeuristicPenalty()),  # type: ignore[arg-type]
-        },
-        sim_cfg,
-        seed=args.seed,
-        catalogue=catalogue,
-        sink=feed_history,
-    )
+    inproc, _ = simulate_like_the_service(model, sim_cfg, seed=args.seed, catalogue=catalogue)
     inproc_s = time.perf_counter() - t0
     both = pd.concat([http.per_user.assign(loop="http"), inproc.per_user.assign(loop="inproc")])
     rows = []

@@ -11,20 +11,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 
-from intentrank.mitigation.heuristic import HeuristicPenalty
 from intentrank.service.app import create_app
 from intentrank.service.config import ServiceConfig
 from intentrank.service.state import ServiceState
-from intentrank.serving.pipeline import ServingHistory
-from intentrank.serving.postprocess import PenalizedPolicy
-from intentrank.serving.ranker import RankerPolicy
-from intentrank.simulator.ab import simulate
 from intentrank.simulator.catalogue import synthetic_catalogue
 from intentrank.simulator.config import SimulatorConfig
-from intentrank.simulator.http_client import FLUSH_ROWS, ServiceClient, simulate_http
+from intentrank.simulator.http_client import (
+    ServiceClient,
+    simulate_http,
+    simulate_like_the_service,
+)
 from intentrank.simulator.kpis import MEAN_KPIS, RATIO_KPIS
 from intentrank.stats import compare_arms
 from intentrank.store import EventStore
@@ -55,23 +53,7 @@ def test_loop_over_http_agrees_with_in_process(tmp_path: Path, tiny: Any) -> Non
     finally:
         state.close()
     # the in-process arms share one serving history fed with each flush, as the service's is with each post
-    history = ServingHistory(model.config.labels.long_click_threshold_s)
-    topics = cat.items["topic"].astype(str).to_numpy(object)
-
-    def feed_history(batch: pa.Table) -> None:
-        ev = batch.select(["user_id", "ts", "item_id", "click", "bounce", "dwell_s"]).to_pandas()
-        history.update(ev.assign(topic=topics[ev["item_id"].to_numpy()]))
-
-    inproc = simulate(
-        {
-            "unmitigated": RankerPolicy(model, history=history),  # type: ignore[arg-type]
-            "heuristic": PenalizedPolicy(RankerPolicy(model, history=history), HeuristicPenalty()),  # type: ignore[arg-type]
-        },
-        sim_cfg.model_copy(update={"flush_rows": FLUSH_ROWS}),
-        seed=5,
-        catalogue=cat,
-        sink=feed_history,
-    )
+    inproc, history = simulate_like_the_service(model, sim_cfg, seed=5, catalogue=cat)
     assert history.events == int(inproc.per_user["impressions"].sum())
     assert http.arm_names == ["unmitigated", "heuristic"]
     # same users in the same arms

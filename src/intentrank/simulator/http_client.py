@@ -300,3 +300,39 @@ def simulate_http(
         "event_posts": sink.posts,
     }
     return SimulationResult(per_user=per_user, arm_names=sim.arm_names, days=log), counts
+
+
+def simulate_like_the_service(
+    model: Any, config: SimulatorConfig, seed: int = 0, catalogue: Catalogue | None = None
+) -> tuple[SimulationResult, Any]:
+    """The in-process counterpart of :func:`simulate_http` against a service running ``model`` with its
+    two default arms (``unmitigated``; ``heuristic``: the heuristic clickbait penalty): both arms read one
+    serving history fed with each flush of ``FLUSH_ROWS`` events, as the service's read-your-writes history
+    is with each post. Returns the per-user KPIs and that history (the HTTP-vs-in-process comparison)."""
+    from intentrank.mitigation.heuristic import HeuristicPenalty
+    from intentrank.serving.pipeline import ServingHistory
+    from intentrank.serving.postprocess import PenalizedPolicy
+    from intentrank.serving.ranker import RankerPolicy
+    from intentrank.simulator.ab import simulate
+    from intentrank.simulator.catalogue import build_catalogue
+
+    cat = catalogue if catalogue is not None else build_catalogue(config=config.catalogue, seed=seed)
+    history = ServingHistory(model.config.labels.long_click_threshold_s)
+    topics = cat.items["topic"].astype(str).to_numpy(object)
+
+    def feed_history(batch: pa.Table) -> None:
+        ev = batch.select(["user_id", "ts", "item_id", "click", "bounce", "dwell_s"]).to_pandas()
+        history.update(ev.assign(topic=topics[ev["item_id"].to_numpy()]))
+
+    policies = {
+        "unmitigated": RankerPolicy(model, history=history),
+        "heuristic": PenalizedPolicy(RankerPolicy(model, history=history), HeuristicPenalty()),
+    }
+    result = simulate(
+        policies,  # type: ignore[arg-type]
+        config.model_copy(update={"flush_rows": FLUSH_ROWS}),
+        seed=seed,
+        catalogue=cat,
+        sink=feed_history,
+    )
+    return result, history
