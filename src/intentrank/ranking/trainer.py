@@ -97,6 +97,16 @@ class EncodedEvents:
         return self.cat[idx], self.dense[idx], text
 
 
+
+def _step(opts: list[Any], total: Any) -> float:
+    """One optimisation step of ``total`` with every optimiser (sparse and dense); returns the loss."""
+    for o in opts:
+        o.zero_grad(set_to_none=True)
+    total.backward()
+    for o in opts:
+        o.step()
+    return float(total.detach())
+
 class Trainer:
     """Fit / evaluate / save / load the :class:`MultiTaskRanker` (scikit-learn's estimator contract).
 
@@ -328,12 +338,7 @@ class Trainer:
             for s in bar:
                 batch = self._batch(train, perm[s * t.batch_size : (s + 1) * t.batch_size])
                 total, _ = self.loss(batch, extra_losses, sample_weight_fn)
-                for o in opts:
-                    o.zero_grad(set_to_none=True)
-                total.backward()
-                for o in opts:
-                    o.step()
-                run_loss += float(total.detach())
+                run_loss += _step(opts, total)
             rec = {"epoch": float(epoch), "train_loss": run_loss / steps}
             if va is not None:
                 rec["valid_loss"] = self.validation_loss(va, extra_losses, sample_weight_fn)
@@ -400,12 +405,7 @@ class Trainer:
             with torch_seed(t.seed + len(self.history_)):  # dropout, if any
                 for s in range(steps):
                     total, _ = self.loss(self._batch(data, perm[s * t.batch_size : (s + 1) * t.batch_size]))
-                    for o in opts:
-                        o.zero_grad(set_to_none=True)
-                    total.backward()
-                    for o in opts:
-                        o.step()
-                    run_loss += float(total.detach())
+                    run_loss += _step(opts, total)
             model.eval()
             rec = {"epoch": float(len(self.history_) + 1), "train_loss": run_loss / steps}
             self.history_.append(rec | {"steps": float(steps)})
