@@ -127,13 +127,14 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=4, help="Concurrent posting connections.")
     ap.add_argument("--items", type=int, default=47_290)
     ap.add_argument("--in-process", action="store_true", help="CPU per batch in process, no server.")
+    ap.add_argument("--service", default="{}", help="More service settings as JSON (the server's).")
     args = ap.parse_args()
     if args.in_process:
         in_process(args.batches, args.items)
         return
     per_batch = 1000 // SLATE
     with tempfile.TemporaryDirectory() as tmp:
-        service = {"slate_size": SLATE, "limits": {"max_pages_per_session": 1000}}
+        service = {"slate_size": SLATE, "limits": {"max_pages_per_session": 1000}} | json.loads(args.service)
         url, proc = start(Path(tmp), service, items=args.items, tiny=True)
         try:
             t0 = time.perf_counter()

@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -86,6 +87,18 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_s(pid: int) -> dict[int, float]:
+    """User + system CPU seconds of each live thread of process ``pid`` (Linux /proc), by thread id."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=int, default=60)
@@ -102,6 +115,11 @@ def main() -> None:
         "--service", default="{}", help='Service settings as JSON, e.g. \'{"scoring": {"prerank": 200}}\'.'
     )
     ap.add_argument("--items", type=int, default=47_290)
+    ap.add_argument(
+        "--profile", type=Path, default=None,
+        help="Sample the server with py-spy during the run into this file (collapsed stacks, one per line "
+        "with its count; threads apart; idle waits left out).",
+    )  # fmt: skip
     args = ap.parse_args()
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -138,8 +156,18 @@ def main() -> None:
                 swap_thread.start()
             cmd = [wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s", "--latency",
                    "--timeout", "10s", "-s", str(tmpd / "feed.lua"), url]  # fmt: skip
-            t0, c0 = time.time(), cpu_s(proc.pid)
+            spy = None
+            if args.profile is not None:
+                spy_exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+                spy_cmd = [spy_exe, "record", "--pid", str(proc.pid), "--format", "raw", "--threads",
+                           "--rate", "250", "--duration", str(max(1, args.seconds - 1)),
+                           "--output", str(args.profile), "--nonblocking"]  # fmt: skip
+                spy = subprocess.Popen(spy_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            t0, c0, th0 = time.time(), cpu_s(proc.pid), thread_cpu_s(proc.pid)
             run = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            th1 = thread_cpu_s(proc.pid)
+            if spy is not None:
+                spy.wait(60)
             server_cpu = cpu_s(proc.pid) - c0
             stop_swaps.set()
             if args.swap_every > 0:
@@ -162,7 +190,15 @@ def main() -> None:
         "started_unix": round(t0),
         **(figures := parse_wrk(run.stdout)),
         # what a request costs the server's cores (load-robust: CPU time, not waits on a shared machine)
-        "server_cpu_ms_per_request": round(1e3 * server_cpu / max(1, int(figures["requests"] or 0)), 2),
+        "server_cpu_ms_per_request": round(1e3 * server_cpu / (nreq := max(1, int(figures["requests"] or 0))),
+                                           2),
+        # of which the main thread's (the event loop: HTTP parsing, routing, validation, JSON, metrics); the
+        # rest is the feed threads' (the slate itself), the store's and torch's
+        "server_cpu_ms_per_request_event_loop": round(1e3 * (th1[proc.pid] - th0[proc.pid]) / nreq, 2),
+        "server_cpu_ms_per_request_by_thread": sorted(
+            (round(1e3 * (c - th0.get(t, 0.0)) / nreq, 2) for t, c in th1.items() if c > th0.get(t, 0.0)),
+            reverse=True,
+        ),
         "swap_every_s": args.swap_every,
         "swaps": len(swaps),
         "swap_errors": swap_errors[:3],

@@ -46,6 +46,8 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the endless feed over HTTP until interrupted (Ctrl-C marks the store's run complete)."""
+    import importlib.util
+
     import torch
     import uvicorn
 
@@ -92,6 +94,10 @@ def serve(
                 "--items needs --model or --events (the quick model otherwise learns the shipped catalogue)"
             )
         ranker, source = serving_model(cat, cfg, model_dir)  # type: ignore[arg-type]
+    for name, module in (("loop", "uvloop"), ("http", "httptools")):
+        if getattr(svc.server, name) == module and importlib.util.find_spec(module) is None:
+            raise ConfigError(f"service.server.{name}: {module} is not installed (pip install {module}, "
+                              f"or set it to auto)")  # fmt: skip
     torch.set_num_threads(svc.torch_threads)
     with EventStore(svc.store_path) as ev_store:
         state = ServiceState(
@@ -109,6 +115,10 @@ def serve(
         )
         say(f"[serve] listening on http://{svc.host}:{svc.port} (OpenAPI at /docs)")
         try:
-            uvicorn.run(app, host=svc.host, port=svc.port, log_level="warning", access_log=False)
+            srv = svc.server
+            uvicorn.run(
+                app, host=svc.host, port=svc.port, log_level="warning", access_log=srv.access_log,
+                loop=srv.loop, http=srv.http, backlog=srv.backlog,
+            )  # fmt: skip
         finally:
             state.close()

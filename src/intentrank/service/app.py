@@ -26,20 +26,20 @@ Bodies larger than ``limits.max_body_bytes`` get 413 before they are read in ful
 
 import asyncio
 import contextvars
-import json
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+import orjson
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from intentrank import __version__
@@ -66,6 +66,9 @@ class Guard:
     def __init__(self, app: ASGIApp, state: ServiceState) -> None:
         self.app, self.state = app, state
         self.max_bytes = state.config.limits.max_body_bytes
+        self.detail = f"request body larger than {self.max_bytes:,} bytes (limits.max_body_bytes)"
+        #: the latency histogram's children by (method, route, status): labels() looked up once each
+        self._timers: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,7 +82,7 @@ class Guard:
                 status[0] = msg["status"]
             await send(msg)
 
-        detail = f"request body larger than {self.max_bytes:,} bytes (limits.max_body_bytes)"
+        detail = self.detail
         seen = [0]
 
         async def receive_limited() -> Message:
@@ -91,17 +94,17 @@ class Guard:
             return msg
 
         try:
-            length = Headers(scope=scope).get("content-length")
+            length = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"content-length"), None)
             if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
                 await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send_status)
             else:
                 await self.app(scope, receive_limited, send_status)
         finally:
-            route = scope.get("route")
-            endpoint = getattr(route, "path", "unmatched")
-            self.state.metrics.latency.labels(scope["method"], endpoint, str(status[0])).observe(
-                time.perf_counter() - t0
-            )
+            key = (scope["method"], getattr(scope.get("route"), "path", "unmatched"), status[0])
+            timer = self._timers.get(key)
+            if timer is None:
+                timer = self._timers[key] = self.state.metrics.latency.labels(key[0], key[1], str(key[2]))
+            timer.observe(time.perf_counter() - t0)
 
 
 def _loc_part(p: object) -> str:
@@ -121,16 +124,47 @@ def _field_errors(err: RequestValidationError) -> list[str]:
     return out
 
 
-def _feed_json(body: dict[str, Any]) -> str:
-    """The feed body as FeedResponse serialises it (``explain`` null when not asked for), without
-    validating the service's own dict again per request (tests/service/test_feed_http.py checks that the
-    two agree); a non-finite number falls back to the model's serialiser (null)."""
+def _feed_json(body: dict[str, Any]) -> bytes:
+    """The feed body as FeedResponse serialises it (``explain`` null when not asked for; a non-finite
+    number null), without validating the service's own dict again per request: orjson writes it in one
+    C call (tests/service/test_feed_http.py checks that the two agree)."""
     for it in body["items"]:
         it.setdefault("explain", None)
+    return orjson.dumps(body)
+
+
+#: the simulated-clock header as documented (and validated: a number) on /v1/feed and /v1/events
+CLOCK_HEADER = "x-intentrank-clock"
+_CLOCK_DOC = ("The request's simulated time, seconds since the service's epoch (only and always with "
+              "service.simulated_clock).")  # fmt: skip
+_CLOCK_PARAM = {
+    "name": CLOCK_HEADER, "in": "header", "required": False, "description": _CLOCK_DOC,
+    "schema": {"anyOf": [{"type": "number"}, {"type": "null"}], "title": "X-Intentrank-Clock",
+               "description": _CLOCK_DOC},
+}  # fmt: skip
+_NUMBER = TypeAdapter(float)
+#: FastAPI's built-in OpenTelemetry off (service.server.opentelemetry: false)
+_NO_TELEMETRY: Any = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+_VALIDATION_ERROR_DOC = {"422": {"description": "Validation Error", "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}}  # fmt: skip
+
+
+def _validated(validate: Callable[[Any], Any], raw: Any, *where: str | int) -> Any:
+    """``validate(raw)``; a pydantic ValidationError becomes FastAPI's RequestValidationError with its
+    locations under ``where`` (e.g. ``body``), so the 422 reads as FastAPI's own validation would."""
     try:
-        return json.dumps(body, allow_nan=False, separators=(",", ":"))
-    except ValueError:
-        return FeedResponse.model_validate(body).model_dump_json()
+        return validate(raw)
+    except ValidationError as err:
+        errors = [{**e, "loc": (*where, *e["loc"])} for e in err.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+def _request_clock(scope: Scope) -> float | None:
+    """The X-Intentrank-Clock header of the request as a number (None when absent; 422 when not one)."""
+    for name, value in scope["headers"]:
+        if name == b"x-intentrank-clock":
+            return float(_validated(_NUMBER.validate_python, value.decode("latin-1"), "header", CLOCK_HEADER))
+    return None
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -159,16 +193,15 @@ def create_app(state: ServiceState, model_dir: Path | None = None) -> FastAPI:
     ItemsRequest, ScoreRequest = models.ItemsRequest, models.ScoreRequest
     auth = [Depends(require_token(state.token))]
 
-    async def request_clock(
-        x_intentrank_clock: float | None = Header(
-            None, description="The request's simulated time, seconds since the service's epoch (only and "
-            "always with service.simulated_clock)."
-        ),
-    ) -> None:  # fmt: skip
+    async def request_clock(request: Request) -> None:
         # async: it sets the request's context, which the endpoint's thread inherits
-        state.use_clock(x_intentrank_clock)
+        state.use_clock(_request_clock(request.scope))
 
+    # the header is read from the raw headers (documented by hand: FastAPI's Header() costs a dependency
+    # resolution per request on the feed's hot path)
     clock = [Depends(request_clock)]
+    clock_doc = {"parameters": [_CLOCK_PARAM]}
+
     # the demo page (h13-http): its events-only token is admitted by /v1/events alone
     page_token = page.demo_token(state.config.demo)
     events_auth = [Depends(require_token(state.token, *([page_token] if page_token else [])))]
@@ -186,6 +219,7 @@ def create_app(state: ServiceState, model_dir: Path | None = None) -> FastAPI:
         version=__version__,
         description="An endless feed ranked for intent, with clickbait mitigation per arm.",
         lifespan=lifespan,
+        **({} if state.config.server.opentelemetry else {"telemetry": _NO_TELEMETRY}),
     )
     app.state.service = state
 
@@ -202,11 +236,20 @@ def create_app(state: ServiceState, model_dir: Path | None = None) -> FastAPI:
     async def _bad_data(request: Request, err: IntentRankError) -> JSONResponse:
         return JSONResponse({"detail": str(err)}, status_code=422)
 
-    @app.post("/v1/feed", response_model=FeedResponse, tags=["feed"], dependencies=clock)
-    async def feed(body: FeedRequest) -> Response:  # type: ignore[valid-type]
+    # the body is validated from its raw bytes by the model's pydantic-core validator (no json.loads, no
+    # dependency resolution) and the reply written by orjson: this route is the service's hot path
+    feed_doc = {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": _inline_refs(FeedRequest.model_json_schema())}}}, **clock_doc}  # fmt: skip
+
+    @app.post(
+        "/v1/feed", response_model=FeedResponse, tags=["feed"], openapi_extra=feed_doc,
+        responses=_VALIDATION_ERROR_DOC,
+    )  # fmt: skip
+    async def feed(request: Request) -> Response:
         """The next slate of the user's session: no item repeats within the session, none the user
         clicked, ranked by the newest model with the arm's clickbait penalty."""
-        b: Any = body
+        state.use_clock(_request_clock(request.scope))
+        b: Any = _validated(FeedRequest.model_validate_json, await request.body(), "body")
         call = partial(state.feed, b.user_id, b.session_id, cursor=b.cursor, arm=b.arm, explain=b.explain)
         # the request's context travels with it (the simulated clock is a context variable)
         ctx = contextvars.copy_context()
@@ -214,11 +257,7 @@ def create_app(state: ServiceState, model_dir: Path | None = None) -> FastAPI:
         return Response(_feed_json(out), media_type="application/json")
 
     def ingest_body(raw: bytes) -> dict[str, int]:
-        try:
-            columns = models.parse_events(raw)
-        except ValidationError as err:
-            errors = [{**e, "loc": ("body", *e["loc"])} for e in err.errors(include_url=False)]
-            raise RequestValidationError(errors) from None
+        columns = _validated(models.parse_events, raw, "body")
         n, first, last = state.ingest_columns(columns)
         return {"acknowledged": n, "first_event_id": first, "last_event_id": last}
 
@@ -227,13 +266,16 @@ def create_app(state: ServiceState, model_dir: Path | None = None) -> FastAPI:
     @app.post(
         "/v1/events", response_model=EventsResponse, tags=["feed"], dependencies=events_auth + clock,
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-            "schema": _inline_refs(EventsRequest.model_json_schema())}}}},
+            "schema": _inline_refs(EventsRequest.model_json_schema())}}}, **clock_doc},
     )  # fmt: skip
     async def events(request: Request) -> dict[str, int]:
         """Outcomes of served items; the response comes only after the store committed them."""
         return await run_in_threadpool(ingest_body, await request.body())
 
-    @app.post("/v1/items", response_model=ItemsResponse, tags=["catalogue"], dependencies=auth + clock)
+    @app.post(
+        "/v1/items", response_model=ItemsResponse, tags=["catalogue"], dependencies=auth + clock,
+        openapi_extra=clock_doc,
+    )  # fmt: skip
     def items(body: ItemsRequest) -> dict[str, Any]:  # type: ignore[valid-type]
         """Add items (scored for clickbait on arrival) and retire items."""
         b: Any = body

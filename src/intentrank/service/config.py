@@ -6,6 +6,7 @@ Only pydantic here: the config layer must import without torch, FastAPI or other
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -135,6 +136,27 @@ def _default_arms() -> dict[str, ArmConfig]:
     }
 
 
+class ServerConfig(BaseModel):
+    """The HTTP server under the app (uvicorn): event loop, HTTP parser, access log."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    loop: Literal["uvloop", "asyncio", "auto"] = Field(
+        "uvloop", description="Event loop: uvloop (libuv; less CPU per request), asyncio, or auto (uvloop "
+        "when installed)."
+    )
+    http: Literal["httptools", "h11", "auto"] = Field(
+        "httptools", description="HTTP/1.1 parser: httptools (C, llhttp), h11 (pure Python), or auto "
+        "(httptools when installed)."
+    )
+    access_log: bool = Field(False, description="Log every request (uvicorn's access log; costs CPU).")
+    opentelemetry: bool = Field(
+        False, description="FastAPI's built-in OpenTelemetry spans and metrics (active only once a provider "
+        "is configured; off: not even checked per request). Prometheus /metrics is served either way."
+    )
+    backlog: int = Field(2048, ge=1, description="Listen backlog (connections waiting to be accepted).")
+
+
 class ServiceConfig(BaseModel):
     """Settings of ``intentrank serve``: the endless-feed HTTP service."""
 
@@ -187,6 +209,7 @@ class ServiceConfig(BaseModel):
         2, ge=1, le=64, description="Threads that build slates (/v1/feed), each running the model with "
         "`torch_threads`; more requests wait in the event loop (about one per core: no GIL thrashing)."
     )
+    server: ServerConfig = Field(default_factory=ServerConfig)
     seed: int = Field(0, ge=0, description="Seed of random retrieval and stochastic ordering.")
     simulated_clock: bool = Field(
         False,
