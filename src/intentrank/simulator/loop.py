@@ -83,9 +83,11 @@ def run_loop(
     Returns the per-user KPIs and the record; ``seconds`` splits the wall time into simulation, scoring
     (the policies' ``scores``), reading events, user histories and training. ``on_day`` is called after
     each simulated day with the day and the result so far (``result.day_frame(day)`` works already: a
-    long run can report its days as they finish). ``workers`` > 1 runs the learners' updates (independent
-    of each other: own model, history, replay and optimiser) in that many threads (torch releases the GIL
-    in its ops; each keeps torch's intra-op thread count); the result is the same as with one."""
+    long run can report its days as they finish). ``workers`` > 1 runs a window's arms
+    (``Simulator(workers=)``)
+    and the learners' updates (independent of each other: own model, history, replay and optimiser) in that
+    many threads (torch releases the GIL in its ops; each keeps torch's intra-op thread count); the events
+    and models are those of one worker."""
     if not world.catalogue.living:
         raise ConfigError("the loop needs the living world (simulator.living.enabled and a living catalogue)")
     if update_every is None:
@@ -100,7 +102,7 @@ def run_loop(
     unknown = sorted(set(learners) - set(policies))
     if unknown:
         raise ConfigError(f"learners for unknown arms {unknown}; arms: {sorted(policies)}")
-    sim = Simulator(world, dict(policies), arms=arms, seed=seed, daily=True)
+    sim = Simulator(world, dict(policies), arms=arms, seed=seed, daily=True, workers=workers)
     result = LoopResult(sim.kpis, sim.arms, sim.arm_names, updates={a: [] for a in learners}, simulator=sim)
     t_train = t_history = t_read = 0.0
     cpu = {"training": 0.0, "history": 0.0, "reading_events": 0.0}  # process CPU seconds (load-robust)
