@@ -123,8 +123,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads.")
     ap.add_argument(
-        "--workers", type=int, default=1,
-        help="Threads for the learners' updates after each window (2: the two learners in parallel).",
+        "--workers", type=int, default=2,
+        help="Threads for a window's arms and the learners' updates (run_loop(workers=)); the events and "
+        "models are those of 1 worker: only the wall time changes.",
     )  # fmt: skip
     ap.add_argument("--store", type=Path, default=None, help="Event store (default: a temporary file).")
     ap.add_argument("--json", type=Path, default=None, help="Write the figures here.")

@@ -418,19 +418,26 @@ class Simulator:
             view._cpu_clock = time.thread_time
             views.append((view, _Recorder()))
 
-        def run(k: int) -> None:
+        def run(k: int) -> float:
             view, rec = views[k]
+            t = time.perf_counter()
             for ids, arm, day, brng, pool, clk in jobs[k]:
                 view._run_batch(ids, arm, day, brng, rec, pool, clock=clk)  # type: ignore[arg-type]
+            return time.perf_counter() - t
 
-        list(self._pool.map(run, [k for k, job in enumerate(jobs) if job]))
+        t0 = time.perf_counter()
+        busy = sum(self._pool.map(run, [k for k, job in enumerate(jobs) if job]))
+        wall = time.perf_counter() - t0
+        # the arms' scoring overlapped: its wall seconds are the section's wall × scoring's share of the
+        # threads' busy time (scoring CPU: the threads' own clocks, summed)
+        scoring = sum(v.seconds_scoring for v, _ in views)
+        self.seconds_scoring += wall * scoring / busy if busy > 0 else 0.0
         for view, rec in views:
             offset = self._slate_counter
             for kind, cols in rec.calls:
                 cols = {**cols, "slate_id": cols["slate_id"] + offset}
                 (buffer.add_slates if kind == "slates" else buffer.add)(cols)
             self._slate_counter += view._slate_counter
-            self.seconds_scoring += view.seconds_scoring
             self.cpu_scoring += view.cpu_scoring
 
     def _coprimes_of(self, n: int) -> np.ndarray:
