@@ -16,9 +16,11 @@ without the batched path simply uses its own). Usage: ``.venv/bin/python bench/l
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -58,6 +60,11 @@ def main() -> None:
     ap.add_argument("--arm-rows", type=int, default=1_450, help="Events of one arm in one window.")
     ap.add_argument("--online-batch", type=int, default=2_048)
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument(
+        "--workers", type=int, default=1,
+        help="2: also time two arms' scoring windows and two learners' updates in two threads against "
+        "one after the other (wall seconds: needs quiet cores to mean anything).",
+    )  # fmt: skip
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -137,6 +144,47 @@ def main() -> None:
     out["learner_update_cpu_s"] = round(cpu(update, args.repeats), 4)
     out["publish_cpu_s"] = round(cpu(inc._publish, args.repeats), 4)
     print(f"learner update: {out['learner_update_cpu_s']} CPU-s (publish {out['publish_cpu_s']})", flush=True)
+    if args.workers > 1:
+        # two arms (own model each) and two learners, as run_loop(workers=2) runs them after each window
+        model_b = MultiTaskRanker(cfg.ranker).eval()
+        pol_b = RankerPolicy(model_b, history=history)
+        inc_b = IncrementalTrainer(
+            copy.deepcopy(inc.trainer), slot=None, items=cat.items, watermark=inc.watermark,
+            history=copy.deepcopy(inc.history), max_steps=1,
+        )  # fmt: skip
+
+        def window_b() -> None:
+            with torch.no_grad():
+                model_b.embedding.table.weight[0].add_(1e-6)
+            n = args.sessions
+            for j in range(args.slates):
+                cand = live[rng.integers(0, len(live), (n, 100))]
+                pol_b.scores(
+                    SlateRequest(users[:n], cand, np.full(n, j, np.int16), np.full(n, 12 * 3600.0), 0), cat
+                )
+                n = max(1, int(n * 0.75))
+
+        def update_b() -> None:
+            lo = pos[0]
+            part = log.iloc[lo : lo + args.arm_rows].reset_index(drop=True)
+            inc_b.watermark = inc.watermark
+            inc_b.update(None, EventBatch(part, inc_b.watermark, int(part["event_id"].max())))
+
+        window_b()
+        with ThreadPoolExecutor(args.workers) as pool:
+            for name, (fa, fb) in {"scoring": (window, window_b), "learner": (update_b, update)}.items():
+                t = time.perf_counter()
+                for _ in range(args.repeats):
+                    fa(), fb()
+                seq = time.perf_counter() - t
+                t = time.perf_counter()
+                for _ in range(args.repeats):
+                    list(pool.map(lambda f: f(), (fa, fb)))
+                par = time.perf_counter() - t
+                out[f"two_{name}_wall_s"] = {"sequential": round(seq / args.repeats, 4),
+                                             "threads": round(par / args.repeats, 4),
+                                             "speedup": round(seq / max(par, 1e-9), 2)}  # fmt: skip
+                print(f"two {name} (wall s): {out[f'two_{name}_wall_s']}", flush=True)
     out["loadavg_end"] = os.getloadavg()
     print(json.dumps(out, default=float))
     if args.json:

@@ -121,7 +121,12 @@ def main() -> None:
         help="Every this many updates, score the new rows before training on them (held-out click AUC).",
     )  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads.")
+    ap.add_argument(
+        "--workers", type=int, default=2,
+        help="Threads for a window's arms and the learners' updates (run_loop(workers=)); the events and "
+        "models are those of 1 worker: only the wall time changes.",
+    )  # fmt: skip
     ap.add_argument("--store", type=Path, default=None, help="Event store (default: a temporary file).")
     ap.add_argument("--json", type=Path, default=None, help="Write the figures here.")
     args = ap.parse_args()
@@ -252,6 +257,7 @@ def main() -> None:
             first_day=args.log_days,
             on_window=progress,
             on_day=report_day,
+            workers=args.workers,
         )
 
     out["seconds"] = res.seconds | {"all": round(time.perf_counter() - t_all, 1)}

@@ -47,6 +47,7 @@ def test_batched_block_equals_generic_path(world, arch) -> None:
     slow, quick = generic.predict(req, snap), fast.predict(req, snap)
     assert isinstance(fast._batched[1], BatchedItems)  # the fast path served it
     assert fast._batched[1]._ready.sum() < len(items)  # only the candidates' item side was computed
+    assert fast._batched[1].split is not None  # x0's first linear maps split: item side precomputed
     for k in ("p_click", "time", "p_conv"):
         assert quick[k].shape == slow[k].shape
         np.testing.assert_allclose(quick[k], slow[k], rtol=1e-5, atol=1e-6)

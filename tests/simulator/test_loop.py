@@ -46,7 +46,7 @@ def world_and_log():
     return world, sink.table().to_pandas()
 
 
-def _run(world, log, path):
+def _run(world, log, path, workers: int = 1):
     trainer = Trainer(RankerConfig.model_validate(SMALL)).fit(log, world.catalogue.items)
     arms, learners = {}, {}
     for arm in ("clicks", "intent"):
@@ -59,7 +59,7 @@ def _run(world, log, path):
     arms["truth"] = get_policy("truth_formula")
     with EventStore(path) as store:
         store.write_items(world.catalogue.items)
-        res = run_loop(world, arms, store, learners, seed=3)
+        res = run_loop(world, arms, store, learners, seed=3, workers=workers)
         events = store.read_impressions()
     return res, learners, events
 
@@ -88,6 +88,19 @@ def test_the_loop_is_deterministic(two_runs) -> None:
     for arm in la:
         for p, q in zip(la[arm].slot.model.parameters(), lb[arm].slot.model.parameters(), strict=True):
             assert torch.equal(p, q)
+
+
+def test_learners_updating_in_parallel_threads_give_the_same_loop(world_and_log, two_runs, tmp_path) -> None:
+    world, log = world_and_log
+    _, la, ev_a = two_runs[0]
+    _, lb, ev_b = _run(world, log, tmp_path / "w2.duckdb", workers=2)
+    assert ev_a.drop(columns=["event_id"]).equals(ev_b.drop(columns=["event_id"]))
+    for arm in la:
+        assert lb[arm].slot.version == la[arm].slot.version
+        for p, q in zip(la[arm].slot.model.parameters(), lb[arm].slot.model.parameters(), strict=True):
+            assert torch.equal(p, q)
+    with EventStore(tmp_path / "w0.duckdb") as store, pytest.raises(ConfigError, match=r"workers.*got 0"):
+        run_loop(world, {"r": get_policy("random")}, store, workers=0)
 
 
 def test_bad_update_cadence_names_the_field(world_and_log, tmp_path) -> None:

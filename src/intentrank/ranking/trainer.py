@@ -14,6 +14,7 @@ from the current ones (incremental training). Hooks for the mitigation methods:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -98,12 +99,39 @@ class EncodedEvents:
 
 
 
+def _draws(model: nn.Module) -> bool:
+    """Whether a training step of ``model`` draws random numbers (an active dropout)."""
+    return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules())
+
+
+def _coalesce(grad: Tensor) -> Tensor:
+    """A sparse row gradient with its duplicate rows summed: ``grad.coalesce()``, ~2x faster on CPU.
+
+    An embedding's sparse gradient holds one row per looked-up id (a batch of 2,048 titles: ~200k n-gram
+    rows, most of them repeats); ``coalesce`` sorts and sums them and was a third of an online update's
+    time. One ``unique`` and one ``index_add_`` do the same (sums in a different order: equal up to
+    float rounding, deterministic)."""
+    if grad.is_coalesced() or grad.sparse_dim() != 1:
+        return grad.coalesce()
+    rows, inverse = torch.unique(grad._indices()[0], sorted=True, return_inverse=True)
+    values = grad._values()
+    summed = values.new_zeros((len(rows), *values.shape[1:])).index_add_(0, inverse, values)
+    return torch.sparse_coo_tensor(
+        rows.unsqueeze(0), summed, grad.shape, is_coalesced=True, check_invariants=False
+    )
+
+
 def _step(opts: list[Any], total: Any) -> float:
     """One optimisation step of ``total`` with every optimiser (sparse and dense); returns the loss."""
     for o in opts:
         o.zero_grad(set_to_none=True)
     total.backward()
     for o in opts:
+        if isinstance(o, torch.optim.SparseAdam):
+            for group in o.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None and p.grad.is_sparse:
+                        p.grad = _coalesce(p.grad)
         o.step()
     return float(total.detach())
 
@@ -402,7 +430,10 @@ class Trainer:
             model = self.model_
             model.train()
             run_loss = 0.0
-            with torch_seed(t.seed + len(self.history_)):  # dropout, if any
+            # dropout's draws seeded per call; a model without dropout draws nothing and leaves torch's
+            # global generator alone (two learners may then update in parallel threads: run_loop(workers))
+            rng = torch_seed(t.seed + len(self.history_)) if _draws(model) else contextlib.nullcontext()
+            with rng:
                 for s in range(steps):
                     total, _ = self.loss(self._batch(data, perm[s * t.batch_size : (s + 1) * t.batch_size]))
                     run_loss += _step(opts, total)

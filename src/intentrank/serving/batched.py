@@ -31,7 +31,7 @@ from intentrank.ranking.config import HISTORY_COLUMNS
 from intentrank.ranking.features import SECONDS_PER_DAY, hash_buckets
 from intentrank.ranking.history import UserHistory
 from intentrank.ranking.models.multitask import MultiTaskRanker
-from intentrank.serving.fast import PreparedItems, _history_arrays, _transform, supports
+from intentrank.serving.fast import PreparedItems, SplitForward, _history_arrays, _transform, supports
 
 __all__ = ["BatchedItems", "supports", "weights_stamp"]
 
@@ -50,9 +50,21 @@ class BatchedItems(PreparedItems):
         history: the users' history (read at every request), None when the spec reads none.
     """
 
-    def __init__(self, model: MultiTaskRanker, rows: CandidateFeatures, history: UserHistory | None) -> None:
-        super().__init__(model, rows, history)
+    def __init__(
+        self, model: MultiTaskRanker, rows: CandidateFeatures, history: UserHistory | None, split: bool = True
+    ) -> None:
+        # the parent's eager split would multiply the whole (uncomputed) table: set it up lazily here
+        super().__init__(model, rows, history, split=False)
         self.stamp = weights_stamp(model)
+        self.split_requested = split
+        self.split = SplitForward(model) if split and SplitForward.supports(model) else None
+        #: x0 columns filled per row of a block (history totals, item age, ...)
+        self._block_cols = torch.tensor([c.x0 for c in self.const_cols + self.row_cols], dtype=torch.long)
+        if self.split is not None:
+            w = self.split.weight
+            self.z_item = torch.empty((len(self.x_item), w.shape[1]))  # rows filled by ensure
+            self._w_rows = w.index_select(0, self._cols).contiguous()
+            self._w_block = w.index_select(0, self._block_cols).contiguous()  # their rows of the weight
 
     def _item_side(self) -> torch.Tensor:
         """An uncomputed (n, d) table; rows are filled on demand by :meth:`ensure`."""
@@ -74,7 +86,10 @@ class BatchedItems(PreparedItems):
                 x[:, j * self.dim : (j + 1) * self.dim] = 0.0
             for c in self.const_cols + self.row_cols:
                 x[:, c.x0] = 0.0
-            self.x_item[torch.from_numpy(todo)] = x
+            idx = torch.from_numpy(todo)
+            self.x_item[idx] = x
+            if self.split is not None:
+                self.z_item[idx] = x @ self.split.weight
         self._ready[todo] = True
 
     def prior(self) -> dict[str, np.ndarray]:
@@ -108,8 +123,12 @@ class BatchedItems(PreparedItems):
             "ts": ts,
             "hour": (np.mod(ts, SECONDS_PER_DAY) // 3600.0).astype(np.int64),
         }
+        split = self.split
         with torch.inference_mode():
-            x0 = self.x_item.index_select(0, torch.from_numpy(flat))
+            idx = torch.from_numpy(flat)
+            x0 = self.x_item.index_select(0, idx)
+            # split: x0 W = x_item W (per model state) + x_user W (per user) + x_cols W_cols (per row)
+            z = self.z_item.index_select(0, idx) if split is not None else None
             if self.req_cat:  # the request-constant embeddings, per user, added to the user's K rows
                 m = self.model
                 table, offsets = m.embedding.table.weight, m.embedding.offsets
@@ -119,6 +138,9 @@ class BatchedItems(PreparedItems):
                     b = hash_buckets(v, f.buckets) if f.hashed else np.clip(v, 0, f.buckets - 1)
                     vec[:, j * self.dim : (j + 1) * self.dim] = table[int(offsets[j]) + torch.from_numpy(b)]
                 x0.view(B, K, -1).add_(vec.unsqueeze(1))
+                if z is not None:
+                    assert split is not None
+                    z.view(B, K, -1).add_((vec @ split.weight).unsqueeze(1))
             cols = self.const_cols + self.row_cols
             if cols:
                 rows_ts = np.repeat(ts, K)
@@ -139,6 +161,12 @@ class BatchedItems(PreparedItems):
                     else:
                         v = np.repeat(ctx[c.source].astype(np.float64), K)
                     vals[:, k] = _transform(v, c)
-                x0[:, torch.tensor([c.x0 for c in cols], dtype=torch.long)] = torch.from_numpy(vals)
-            out = self._forward(x0)
+                x0[:, self._block_cols] = torch.from_numpy(vals)
+                if z is not None:
+                    z.addmm_(torch.from_numpy(vals), self._w_block)
+            if split is None:
+                out = self._forward(x0)
+            else:
+                assert z is not None
+                out = self._outputs(split(x0, z))
         return {k: v.reshape(B, K) for k, v in out.items()}

@@ -16,8 +16,10 @@ receives positions ``k·K … k·K + K − 1`` of it as candidates, so no item r
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,6 +154,19 @@ class _EventBuffer:
         self.sink(pa.Table.from_arrays(arrays, schema=pa.schema(fields)))
 
 
+class _Recorder:
+    """An event buffer that only records its calls (a parallel arm's events, replayed in arm order)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def add_slates(self, cols: dict[str, Any]) -> None:
+        self.calls.append(("slates", cols))
+
+    def add(self, cols: dict[str, np.ndarray]) -> None:
+        self.calls.append(("events", cols))
+
+
 class Simulator:
     """Runs arms (policies) over a world's users; events go to a sink, per-user KPIs are accumulated."""
 
@@ -163,12 +178,20 @@ class Simulator:
         seed: int = 0,
         daily: bool = False,
         users: np.ndarray | None = None,
+        workers: int = 1,
     ) -> None:
         """``daily``: keep an end-of-day snapshot of every user's counters (per-day KPIs, see
         :meth:`day_frame`; costs the KPI arrays' memory once per day). ``users``: simulate only these user
         ids (the others are never active); with a static catalogue and fixed policies, a shard made of
         whole id blocks of ``batch_users`` gets exactly its users' events of a run over everyone (the
-        random streams are per (seed, day, arm, id block); see :mod:`intentrank.experiments.parallel`)."""
+        random streams are per (seed, day, arm, id block); see :mod:`intentrank.experiments.parallel`).
+        ``workers`` > 1 (living world): a window's arms run in that many threads (torch releases the GIL
+        while scoring; each arm has its own users, random streams and policy), their events and slate ids
+        merged in arm order afterwards, so the events are those of one worker (see :meth:`_run_jobs`)."""
+        if workers < 1:
+            raise ConfigError(f"Simulator: workers must be at least 1, got {workers}")
+        self.workers = int(workers)
+        self._pool: ThreadPoolExecutor | None = None
         if isinstance(policies, Policy):
             policies = [policies]
         if isinstance(policies, Mapping):
@@ -221,6 +244,7 @@ class Simulator:
         #: seconds spent in the policies' ``scores`` (ranking) so far
         self.seconds_scoring = 0.0
         self.cpu_scoring = 0.0  # the same in process CPU seconds
+        self._cpu_clock = time.process_time  # a parallel job's copy reads its thread's CPU clock
         self._exam = bh.examination(cfg.slate_size, cfg.behaviour)
         #: Monte Carlo stream of the logged item-position propensities (apart from the world's draws)
         self._prop_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x0BE]))
@@ -305,6 +329,9 @@ class Simulator:
             yield DayResult(
                 day, n_active, int(self.kpis.impressions.sum() - imp0), int(self.kpis.clicks.sum() - clk0)
             )
+        if self._pool is not None:  # the arms' threads end with the run
+            self._pool.shutdown()
+            self._pool = None
 
     def day_frame(self, day: int) -> pd.DataFrame:
         """Per-user KPIs of one simulated day (column ``arm``); ``return_rate`` is 1 for users active on
@@ -340,16 +367,78 @@ class Simulator:
             t0 = day * DAY_S + w * width
             live = self.world.catalogue.live_at(t0)
             uids, clock = active[lo:hi], start[lo:hi]
+            jobs: list[list[tuple[Any, ...]]] = []  # per arm: its batches, in order
             for arm in range(len(self.policies)):
                 m = self.arms[uids] == arm
                 ids, clk = uids[m], clock[m]
+                jobs.append([])
                 for b, s0 in enumerate(range(0, len(ids), cfg.batch_users)):
                     brng = np.random.default_rng(np.random.SeedSequence([self.seed, day, w, arm, b, 0x51]))
                     sl = slice(s0, s0 + cfg.batch_users)
-                    self._run_batch(ids[sl], arm, day, brng, buffer, live, clock=clk[sl])
+                    jobs[-1].append((ids[sl], arm, day, brng, live, clk[sl]))
+            if self._parallel() and sum(bool(j) for j in jobs) > 1:
+                self._run_jobs(jobs, buffer)
+            else:
+                for job in jobs:
+                    for ids_, arm, d, brng, pool, clk_ in job:
+                        self._run_batch(ids_, arm, d, brng, buffer, pool, clock=clk_)
             buffer.flush()
             if on_window is not None:
                 on_window(WindowResult(day, w, t0, t0 + width, hi - lo, len(live)))
+
+    def _parallel(self) -> bool:
+        """Whether a window's arms may run in threads: more than one worker, this class's own serving
+        (a subclass may serve otherwise), one policy object per arm and none drawing from the shared
+        propensity stream (an exploring policy's OPE log)."""
+        pols = self.policies
+        return (
+            self.workers > 1
+            and type(self)._serve is Simulator._serve
+            and len({id(p) for p in pols}) == len(pols)
+            and not any(p.logs_slates for p in pols)
+        )
+
+    def _run_jobs(self, jobs: list[list[tuple[Any, ...]]], buffer: _EventBuffer) -> None:
+        """Run each arm's batches (``jobs[arm]``) in a thread, then hand their events to ``buffer`` in arm
+        order with session and slate ids as one worker would have numbered them.
+
+        Each arm runs on a shallow copy of the simulator (shared world, users, KPIs: the arms' users are
+        disjoint) with its own session counter (known in advance: one session per user), a slate counter
+        from 0 (shifted when merged: slates per session are known only after the run) and a private
+        event buffer; its scoring CPU is read from its thread's clock."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="arm")
+        views = []
+        for job in jobs:
+            view = copy.copy(self)
+            view._session_counter = self._session_counter
+            self._session_counter += sum(len(j[0]) for j in job)
+            view._slate_counter = 0
+            view.seconds_scoring = view.cpu_scoring = 0.0
+            view._cpu_clock = time.thread_time
+            views.append((view, _Recorder()))
+
+        def run(k: int) -> float:
+            view, rec = views[k]
+            t = time.perf_counter()
+            for ids, arm, day, brng, pool, clk in jobs[k]:
+                view._run_batch(ids, arm, day, brng, rec, pool, clock=clk)  # type: ignore[arg-type]
+            return time.perf_counter() - t
+
+        t0 = time.perf_counter()
+        busy = sum(self._pool.map(run, [k for k, job in enumerate(jobs) if job]))
+        wall = time.perf_counter() - t0
+        # the arms' scoring overlapped: its wall seconds are the section's wall × scoring's share of the
+        # threads' busy time (scoring CPU: the threads' own clocks, summed)
+        scoring = sum(v.seconds_scoring for v, _ in views)
+        self.seconds_scoring += wall * scoring / busy if busy > 0 else 0.0
+        for view, rec in views:
+            offset = self._slate_counter
+            for kind, cols in rec.calls:
+                cols = {**cols, "slate_id": cols["slate_id"] + offset}
+                (buffer.add_slates if kind == "slates" else buffer.add)(cols)
+            self._slate_counter += view._slate_counter
+            self.cpu_scoring += view.cpu_scoring
 
     def _coprimes_of(self, n: int) -> np.ndarray:
         if n not in self._coprimes_by_n:
@@ -377,10 +466,10 @@ class Simulator:
         policy = self.policies[arm]
         nb, K = candidates.shape
         req = SlateRequest(user_ids, candidates, np.full(nb, slate_index, dtype=np.int16), clock, day)
-        t_score, c_score = time.perf_counter(), time.process_time()
+        t_score, c_score = time.perf_counter(), self._cpu_clock()
         scores = np.asarray(policy.scores(req, self.world.catalogue), dtype=np.float32)
         self.seconds_scoring += time.perf_counter() - t_score
-        self.cpu_scoring += time.process_time() - c_score
+        self.cpu_scoring += self._cpu_clock() - c_score
         if scores.shape != (nb, K):
             raise IntentRankError(
                 f"policy {policy.name!r} returned scores of shape {scores.shape}, expected {(nb, K)}"

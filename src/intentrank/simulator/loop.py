@@ -16,8 +16,10 @@ learner whose watermark lags (it skipped an update) reads the store itself.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,6 +73,7 @@ def run_loop(
     first_day: int = 0,
     on_window: Callable[[WindowResult], None] | None = None,
     on_day: Callable[[DayResult, LoopResult], None] | None = None,
+    workers: int = 1,
 ) -> LoopResult:
     """Simulate ``world`` (a living catalogue) with ``policies`` as arms, writing events to a new run of
     the event store ``store``; after every ``update_every`` windows (default
@@ -80,7 +83,11 @@ def run_loop(
     Returns the per-user KPIs and the record; ``seconds`` splits the wall time into simulation, scoring
     (the policies' ``scores``), reading events, user histories and training. ``on_day`` is called after
     each simulated day with the day and the result so far (``result.day_frame(day)`` works already: a
-    long run can report its days as they finish)."""
+    long run can report its days as they finish). ``workers`` > 1 runs a window's arms
+    (``Simulator(workers=)``)
+    and the learners' updates (independent of each other: own model, history, replay and optimiser) in that
+    many threads (torch releases the GIL in its ops; each keeps torch's intra-op thread count); the events
+    and models are those of one worker."""
     if not world.catalogue.living:
         raise ConfigError("the loop needs the living world (simulator.living.enabled and a living catalogue)")
     if update_every is None:
@@ -89,11 +96,13 @@ def run_loop(
         raise ConfigError(
             f"simulator.living.update_every_windows (update_every) must be at least 1, got {update_every}"
         )
+    if workers < 1:
+        raise ConfigError(f"run_loop: workers must be at least 1, got {workers}")
     learners = dict(learners or {})
     unknown = sorted(set(learners) - set(policies))
     if unknown:
         raise ConfigError(f"learners for unknown arms {unknown}; arms: {sorted(policies)}")
-    sim = Simulator(world, dict(policies), arms=arms, seed=seed, daily=True)
+    sim = Simulator(world, dict(policies), arms=arms, seed=seed, daily=True, workers=workers)
     result = LoopResult(sim.kpis, sim.arms, sim.arm_names, updates={a: [] for a in learners}, simulator=sim)
     t_train = t_history = t_read = 0.0
     cpu = {"training": 0.0, "history": 0.0, "reading_events": 0.0}  # process CPU seconds (load-robust)
@@ -138,8 +147,18 @@ def run_loop(
                 batch = EventBatch(frame, batch_since, last)
             pending.clear()
             batch_since = last
+            # learners that start at the batch update in parallel; one that lags reads the store (one
+            # connection: not from two threads), so it updates alone first
+            lagging = [lr for lr in distinct if batch is None or lr.watermark != batch.since]
+            reps = {id(lr): lr.update(store, batch) for lr in lagging}
+            ready = [lr for lr in distinct if id(lr) not in reps]
+            if pool is not None and len(ready) > 1:
+                done = pool.map(lambda lr: lr.update(store, batch), ready)
+                reps |= dict(zip(map(id, ready), done, strict=True))
+            else:
+                reps |= {id(lr): lr.update(store, batch) for lr in ready}
             for lr in distinct:
-                rep = lr.update(store, batch)
+                rep = reps[id(lr)]
                 if rep is not None:
                     for a in arm_of[id(lr)]:
                         result.updates[a].append(rep)
@@ -150,10 +169,15 @@ def run_loop(
 
     t_report = c_report = 0.0
     t0, c_all = time.perf_counter(), time.process_time()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="learner") if workers > 1 else None
     # one run of the store; the loop's users are the world's, so their ids are kept as they are
-    with store.begin_run(  # type: ignore[attr-defined]
-        seed=seed, policy=",".join(sim.arm_names), command="loop", on_existing="append", shared_users=True
-    ) as run:
+    with (
+        pool if pool is not None else contextlib.nullcontext(),
+        store.begin_run(  # type: ignore[attr-defined]
+            seed=seed, policy=",".join(sim.arm_names), command="loop", on_existing="append",
+            shared_users=True,
+        ) as run,
+    ):
         result.run_id = run.run_id
         for day in sim.iter_days(StoreSink(run), days, on_window=hook, first_day=first_day):
             result.days.append(day)
