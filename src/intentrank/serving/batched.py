@@ -51,7 +51,9 @@ class BatchedItems(PreparedItems):
     """
 
     def __init__(self, model: MultiTaskRanker, rows: CandidateFeatures, history: UserHistory | None) -> None:
-        super().__init__(model, rows, history)
+        # not split: the item-side products would be taken of rows not computed yet (and cost n × a
+        # floats per model state for a path that runs the plain forward)
+        super().__init__(model, rows, history, split=False)
         self.stamp = weights_stamp(model)
 
     def _item_side(self) -> torch.Tensor:
