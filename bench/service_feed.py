@@ -8,6 +8,12 @@ and the default ranker architecture (untrained weights: the arithmetic is the sa
   pass), formula × the heuristic penalty, top-20 (``ServiceState.score_candidates`` + ``order_slate``);
   ``rank_generic`` the same with ``scoring.fast: false`` (feature rows per candidate, the old path);
   ``*_cpu``: the thread's CPU time per call (on a shared machine, what the call costs one core);
+* ``control_forward``: measured interleaved with ``rank`` (one call each in turn): the served model's
+  plain forward over one fixed input of as many rows as ``rank`` scores with the model (1,000, or the
+  ``--prerank`` count; the same arithmetic every call: no gathers, no history,
+  no new allocation pattern), with ``control_corr`` the correlation of the two per-call CPU times. A tail
+  in ``rank_cpu`` that ``control_forward`` shares (high correlation, the same p99/p50) comes from the
+  machine (other processes' use of the core and caches), not from the rank call's own work;
 * ``rank_unsplit``: the same without the split of the first linear maps (``scoring.split: false``);
 * ``feed``: a whole ``ServiceState.feed`` call (the /v1/feed work without HTTP): retrieval (fresh +
   popular + random, minus the session's shown items), ranking, ordering, slate and session bookkeeping;
@@ -18,8 +24,9 @@ and the default ranker architecture (untrained weights: the arithmetic is the sa
 
 Target of issue 13: p99 ≤ 5 ms for ``rank``. Usage:
 ``.venv/bin/python bench/service_feed.py [--seconds 10] [--stochastic] [--tiny-model] [--prerank 200]
-[--model JSON] [--ingest-batches 0]`` (a quarter of the time per measurement); prints JSON. On a shared
-machine read the ``*_cpu`` figures (thread CPU time) next to ``load_average``.
+[--model JSON] [--ingest-batches 0] [--calls N]`` (a quarter of the time per measurement, or N calls
+each, ``rank_generic`` a fifth: on a busy machine a count gives each run the same sample); prints
+JSON. On a shared machine read the ``*_cpu`` figures (thread CPU time) next to ``load_average``.
 """
 
 from __future__ import annotations
@@ -66,6 +73,9 @@ def main() -> None:
         help="A tiny architecture (MLP [16], one cross layer): shows what is not the model's forward pass.",
     )
     ap.add_argument(
+        "--calls", type=int, default=0, help="Calls per measurement instead of a time (rank_generic: N/5)."
+    )
+    ap.add_argument(
         "--ingest-batches", type=int, default=20, help="Batches of 1,000 events to ingest (0: skip)."
     )
     ap.add_argument(
@@ -102,28 +112,47 @@ def main() -> None:
             order_slate(parts["score"], 20)
 
         cpu: dict[str, list[float]] = {}
+        prep = state.scorer_stage.prepared(snap, state.slot.model)
+        scored = args.prerank if 0 < args.prerank < 1000 else 1000  # rows the model scores per rank call
+        fixed = prep.x_item[:scored].clone() if prep is not None else None
 
-        def measure(fn, name: str) -> list[float]:  # type: ignore[no-untyped-def]
+        def control() -> None:
+            """The served model's forward over one fixed input (see ``control_forward``)."""
+            with torch.inference_mode():
+                prep._forward(fixed)
+
+        def more(start: float, done: int, calls: int) -> bool:
+            """Whether a measurement goes on: by count with ``--calls``, else by time."""
+            return done < calls if calls else time.perf_counter() < start + quarter
+
+        def measure(fn, name: str, ctrl=None, calls: int = args.calls) -> list[float]:  # type: ignore[no-untyped-def]
             """Wall ms per call; the thread's CPU ms per call go to ``cpu[name]`` (what the call costs
-            a core, without the waits of a shared machine)."""
+            a core, without the waits of a shared machine); ``ctrl`` runs after each call, its CPU ms to
+            ``cpu["control_forward"]``."""
             for _ in range(50):  # warm-up (item-side inputs are prepared once here)
                 fn()
             out: list[float] = []
             cpu[name] = []
-            end = time.perf_counter() + quarter
-            while time.perf_counter() < end:
+            if ctrl is not None:
+                cpu["control_forward"] = []
+            start = time.perf_counter()
+            while more(start, len(out), calls):
                 t0, c0 = time.perf_counter(), time.thread_time()
                 fn()
                 out.append((time.perf_counter() - t0) * 1e3)
                 cpu[name].append((time.thread_time() - c0) * 1e3)
+                if ctrl is not None:
+                    c0 = time.thread_time()
+                    ctrl()
+                    cpu["control_forward"].append((time.thread_time() - c0) * 1e3)
             return out
 
-        rank_ms = measure(rank_once, "rank")
+        rank_ms = measure(rank_once, "rank", control if fixed is not None else None)
         fast = state.scorer_stage.config
         state.scorer_stage.config = fast.model_copy(update={"split": False})
         unsplit_ms = measure(rank_once, "rank_unsplit")
         state.scorer_stage.config = fast.model_copy(update={"fast": False})
-        generic_ms = measure(rank_once, "rank_generic")
+        generic_ms = measure(rank_once, "rank_generic", calls=max(args.calls // 5, 20) if args.calls else 0)
         state.scorer_stage.config = fast
 
         feed_ms: list[float] = []
@@ -131,8 +160,8 @@ def main() -> None:
         for k in range(10):  # warm-up: the served model's item side is prepared again (split on)
             state.feed(10**8 + k, "warm", arm=arm)
         n = 0
-        end = time.perf_counter() + quarter
-        while time.perf_counter() < end:
+        start = time.perf_counter()
+        while more(start, n, args.calls):
             user, session = n // 5, f"s{n // 5}"
             t0, c0 = time.perf_counter(), time.thread_time()
             body = state.feed(user, session, arm=arm)
@@ -172,6 +201,12 @@ def main() -> None:
         "prerank": args.prerank,
         "rank": _stats(rank_ms),
         "rank_cpu": _stats(cpu["rank"]),
+        "control_forward_cpu": _stats(cpu["control_forward"]) if "control_forward" in cpu else None,
+        "control_corr": (
+            round(float(np.corrcoef(cpu["rank"], cpu["control_forward"])[0, 1]), 3)
+            if "control_forward" in cpu
+            else None
+        ),
         "rank_unsplit": _stats(unsplit_ms),
         "rank_unsplit_cpu": _stats(cpu["rank_unsplit"]),
         "rank_generic": _stats(generic_ms),

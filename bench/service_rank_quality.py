@@ -1,10 +1,12 @@
 """What the cheaper ways of ranking 1,000 candidates cost in quality, next to what they cost in time.
 
-1. Log: ``--users`` simulated users x 2 days under the uniformly random policy (the shipped catalogue).
-2. Train the default ranker on day 0 (``--epochs``), and each smaller architecture of ``--small`` on the
-   same events (same settings); the serving history is fed with day 0.
-3. Held out (day 1), per logged impression: click AUC of ``p_click`` (and NDCG@20 of the formula score
-   within each logged slate against click + conversion) for
+1. Log: ``--users`` simulated users x ``--days`` days under the uniformly random policy (the shipped
+   catalogue).
+2. Train the default ranker on every day but the last (``--epochs``), and each smaller architecture of
+   ``--small`` on the same events (same settings); the serving history is fed with those days.
+3. Held out (the last day), per logged impression: click AUC of ``p_click`` (and NDCG@20 of the formula score
+   within each logged slate against click + conversion; ``ndcg20_minus_full``: each variant's mean
+   difference to the full model over the same slates, with a 95 % CI) for
    - ``full``: the model on every candidate (the exact fast path, split forward);
    - ``prerank_M``: two-stage scoring (``scoring.prerank = M``): the slate's items among 1,000 candidates
      (the logged slate + random live items), the M best by the cached user-independent score get the
@@ -17,8 +19,8 @@
    ``Scorer`` (two-stage) path.
 5. Rank time (thread CPU ms per 1,000 candidates, median and p99, one torch thread) of each variant.
 
-Usage: ``PYTHONPATH=src .venv/bin/python bench/service_rank_quality.py [--users 3000] [--epochs 1]
-[--prerank 100,200,300] [--requests 200]``; prints JSON.
+Usage: ``PYTHONPATH=src .venv/bin/python bench/service_rank_quality.py [--users 3000] [--days 2]
+[--epochs 1] [--prerank 100,200,300] [--requests 200]``; prints JSON.
 """
 
 from __future__ import annotations
@@ -65,22 +67,25 @@ def _ms(fn, n: int = 60) -> dict[str, float]:  # type: ignore[no-untyped-def]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--users", type=int, default=3000)
+    ap.add_argument("--days", type=int, default=2, help="Log days: train on all but the last (≥ 2).")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--prerank", default="100,200,300")
     ap.add_argument("--small", default="small,tiny", help=f"Of {sorted(SMALL)} (empty: none).")
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    if args.days < 2:
+        ap.error("--days must be at least 2 (training days and a held-out day)")
     torch.set_num_threads(1)
     cfg = IntentRankConfig()
     cat = build_catalogue(config=cfg.simulator.catalogue, seed=args.seed)
     items = cat.items
     sink = CollectSink()
-    sim = cfg.simulator.model_copy(update={"users": args.users, "days": 2})
+    sim = cfg.simulator.model_copy(update={"users": args.users, "days": args.days})
     simulate("random", sim, seed=args.seed, catalogue=cat, sink=sink)
     ev = sink.table().to_pandas()
     day = (ev["ts"] // DAY_S).astype(int)
-    train, test = ev[day == day.min()], ev[day > day.min()].reset_index(drop=True)
+    train, test = ev[day < day.max()], ev[day == day.max()].reset_index(drop=True)
     ranker_cfg = cfg.ranker.model_copy(
         update={"train": cfg.ranker.train.model_copy(update={"epochs": args.epochs, "progress": False})}
     )
@@ -132,6 +137,19 @@ def main() -> None:
             if rel.sum() > 0 and len(slate) > 1:
                 ndcg[k].append(float(ndcg_score(rel[None], f[None], k=20)))
     y = np.concatenate(labels)
+    # paired by slate (the same slates for every variant): mean NDCG difference to the full model, 95 % CI
+    base = np.asarray(ndcg["full"])
+    ndcg_diff = {}
+    for k, v in ndcg.items():
+        if k == "full":
+            continue
+        d = np.asarray(v) - base
+        half = 1.96 * float(d.std(ddof=1)) / np.sqrt(len(d))
+        ndcg_diff[k] = {
+            "mean": round(float(d.mean()), 4),
+            "ci95": [round(float(d.mean()) - half, 4), round(float(d.mean()) + half, 4)],
+            "relative": round(float(d.mean() / base.mean()), 4),
+        }
     heldout = {
         k: {
             "click_auc": round(float(roc_auc_score(y, np.concatenate(v))), 4),
@@ -180,11 +198,15 @@ def main() -> None:
     timing["full_unsplit"] = _ms(lambda: plain.predict(user.user_id, cand, 0, user.ts, user.day))
     out = {
         "users": args.users,
+        "days": args.days,
+        "epochs": args.epochs,
         "train_impressions": len(train),
         "heldout_impressions": len(test),
         "heldout_click_rate": round(float(y.mean()), 4),
         "train_s": round(train_s, 1),
         "heldout": heldout,
+        "ndcg20_minus_full": ndcg_diff,
+        "seed": args.seed,
         "agreement_with_full": agree,
         "rank_cpu_per_1000": timing,
         "load": os.getloadavg(),

@@ -69,3 +69,25 @@ def test_batched_item_side_follows_weight_changes(world) -> None:
     assert fast._batched[1] is not first  # rebuilt for the new weights
     assert not np.allclose(before, after)
     np.testing.assert_allclose(after, generic.predict(req, snap)["p_click"], rtol=1e-5, atol=1e-6)
+
+
+def test_batched_prior_equals_prepared(world) -> None:
+    """The user-independent scores of every item (two-stage scoring's first stage) are those of the
+    per-request fast path: the lazily filled item side is not split (its products would be of rows not
+    computed yet)."""
+    from intentrank.serving.fast import PreparedItems
+
+    _, items, history = world
+    torch.manual_seed(0)
+    model = MultiTaskRanker(RankerConfig.model_validate({})).eval()
+    with torch.no_grad():
+        model.towers.output_bias(1).fill_(2.0)  # dwell: a positive time, so `time` varies too
+    snap = ItemSnapshot.build(items, np.zeros(len(items), bool))
+    rows = RankerPolicy(model, history=history).candidate_features(snap, model)
+    batched = BatchedItems(model, rows, history)
+    assert batched.split is None
+    want = PreparedItems(model, rows, history).prior()
+    got = batched.prior()
+    for k in ("p_click", "time", "p_conv"):
+        assert np.ptp(want[k]) > 0
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6)

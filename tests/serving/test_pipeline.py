@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +16,7 @@ from intentrank.serving.fast import PreparedItems, supports
 from intentrank.serving.pipeline import (
     SOURCES,
     Scorer,
+    ServingHistory,
     SharedHistory,
     UserSignals,
     cap_per_topic,
@@ -35,17 +38,23 @@ def world() -> tuple[pd.DataFrame, pd.DataFrame]:
     return imp, items
 
 
-def _history(imp: pd.DataFrame, items: pd.DataFrame) -> SharedHistory:
-    h = SharedHistory()
+def _history(imp: pd.DataFrame, items: pd.DataFrame, kind: type = SharedHistory) -> Any:
+    h = kind()
     return h.update(imp.merge(items[["item_id", "topic"]], on="item_id"))
 
 
-@pytest.mark.parametrize("arch", [{}, SMALL, {**SMALL, "model": {**SMALL["model"], "backbone": "mmoe"}}])
-def test_fast_scores_equal_generic_path(world, arch) -> None:
+@pytest.mark.parametrize(
+    "arch,kind",
+    [({}, SharedHistory), ({}, ServingHistory), (SMALL, SharedHistory),
+     ({**SMALL, "model": {**SMALL["model"], "backbone": "mmoe"}}, SharedHistory)],
+)  # fmt: skip
+def test_fast_scores_equal_generic_path(world, arch, kind) -> None:
+    """The fast path (its request columns from one history lookup per request: the serving history's
+    by topic code) scores as the generic row builder does."""
     imp, items = world
     model = MultiTaskRanker(RankerConfig.model_validate(arch)).eval()
     assert supports(model)
-    history = _history(imp, items)
+    history = _history(imp, items, kind)
     pol = RankerPolicy(model, history=history, fast=False)  # the generic row builder
     snap = ItemSnapshot.build(items, np.zeros(len(items), bool))
     rng = np.random.default_rng(0)
@@ -157,5 +166,13 @@ def test_serving_history_equals_user_history() -> None:
         pd.testing.assert_frame_equal(got, ref.features(q_users, q_topics, q_ts, q_items))
         assert (got["user_source_impressions"] > 0).mean() > 0.3  # the user × source counts are exercised
         np.testing.assert_array_equal(fast.last_day(q_users), ref.last_day(q_users))
+        for user in (int(q_users[0]), 10**6):  # one user's rows (a request's candidates): its own path
+            one = np.full(200, user)
+            got = fast.features(one, q_topics, q_ts, q_items)
+            pd.testing.assert_frame_equal(got, ref.features(one, q_topics, q_ts, q_items))
+            no_items = pd.DataFrame(fast.feature_arrays(one[:3], q_topics[:3], q_ts[:3]))
+            pd.testing.assert_frame_equal(
+                no_items, ref.features(one[:3], q_topics[:3], q_ts[:3], np.full(3, -1))
+            )
     assert len(fast) == len(ref)
     assert fast.trim(10) == len(ref) - 10 and len(fast) == 10

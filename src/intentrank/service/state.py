@@ -342,8 +342,8 @@ class ServiceState:
             parts.append(np.asarray(clicked, np.int64))
         topic_clicks = None
         if self.config.candidates.topic:
-            names = snap.topic_names
-            h = self.history.feature_arrays(np.full(len(names), user_id, np.int64), names, ts)
+            names = snap.topic_names  # one row per topic code, the codes given (nothing to factorise)
+            h = self.history.user_arrays(user_id, np.arange(len(names)), names, ts)
             topic_clicks = h["user_topic_clicks"]
         recent = np.asarray(clicked[::-1][: self.config.candidates.profile_clicks], np.int64)
         return UserSignals(
