@@ -74,6 +74,8 @@ ORACLE_COLUMNS = {
     "oracle_interest": "the true topic interest × freshness I_eff of the (user, item) at the event",
     "oracle_interest_raw": "the true topic interest I (no freshness)",
     "oracle_sc": "the user's true susceptibility × the item's true clickbait",
+    "oracle_c": "the item's true clickbait",
+    "oracle_s": "the user's true susceptibility",
 }
 #: bench-derived candidate inputs (from the public history columns): name -> DenseFeature
 DERIVED_DENSE = {
@@ -97,7 +99,9 @@ def add_diagnostic_columns(frame: pd.DataFrame, world: World) -> pd.DataFrame:
     out = frame.copy(deep=False)
     out["oracle_interest"] = world.interest(u, it, ts)[:, 0]
     out["oracle_interest_raw"] = world.interest(u, it)[:, 0]
-    out["oracle_sc"] = world.users.susceptibility[u] * world.catalogue.true_clickbait32[it[:, 0]]
+    out["oracle_c"] = world.catalogue.true_clickbait32[it[:, 0]]
+    out["oracle_s"] = world.users.susceptibility[u]
+    out["oracle_sc"] = out["oracle_s"].to_numpy() * out["oracle_c"].to_numpy()
     out["topic_lift"] = np.log(frame["user_topic_ctr"].to_numpy() / frame["user_ctr"].to_numpy())
     age = np.clip(ts - frame["publish_ts"].to_numpy(np.float64), 0, None) / 3600.0
     out["age_lin"] = age / 24.0
@@ -135,6 +139,20 @@ def add_coec_columns(log: pd.DataFrame, split_ts: float) -> pd.DataFrame:
     out["topic_read_coec"] = (ts_[:, 2] + 3.0 * r_rate) / (ts_[:, 0] + 3.0)
     out["item_coec"] = (it[:, 1] + 10.0 * c0) / (it[:, 0] + 10.0)
     return out
+
+
+#: history columns (and candidates) compared as estimators of the hidden topic interest
+INTEREST_ESTIMATORS = ["user_topic_ctr", "user_topic_clicks", "user_topic_reads", "user_topic_read_rate",
+                       "topic_coec", "topic_read_coec", "topic_lift"]  # fmt: skip
+
+
+def interest_estimators(test: pd.DataFrame) -> dict[str, float]:
+    """Within-user Pearson correlation, over the held-out impressions, of each history column with the
+    hidden topic interest I of the (user, item topic): how much interest the history carries."""
+    d = pd.DataFrame({c: test[c].to_numpy(float) for c in ["oracle_interest_raw", *INTEREST_ESTIMATORS]})
+    d = d - d.groupby(test["user_id"].to_numpy()).transform("mean")
+    i = d["oracle_interest_raw"]
+    return {c: round(float(np.corrcoef(d[c], i)[0, 1]), 4) for c in INTEREST_ESTIMATORS}
 
 
 def rerank_gain(test: pd.DataFrame, p_examined: np.ndarray, score: np.ndarray, exam: np.ndarray) -> float:
@@ -379,11 +397,14 @@ def main() -> None:
         report["oracle"] = {"click_auc": round(M.auc(y, p_true), 4),
                             "within_user_auc": round(within_user_auc(users, y, p_true), 4),
                             "logloss": round(M.logloss(y, p_true), 4),
-                            "cold_click_auc": round(M.auc(y[cold], p_true[cold]), 4)}  # fmt: skip
+                            "cold_click_auc": round(M.auc(y[cold], p_true[cold]), 4),
+                            "clicks_per_user_before": round(
+                                float(test.groupby("user_id")["user_clicks"].min().mean()), 1),
+                            "interest_r_within_user": interest_estimators(test)}  # fmt: skip
         print("log", json.dumps(report["log"]), "\noracle", json.dumps(report["oracle"]), flush=True)
 
         models: dict[str, Trainer] = {}
-        for name in a.variants.split(","):
+        for name in [v for v in a.variants.split(",") if v]:  # "" = the log and oracle figures only
             t1 = time.perf_counter()
             tr = Trainer(variant(name, base)).fit(train)
             pred = tr.predict(test)
