@@ -87,6 +87,8 @@ DERIVED_DENSE = {
     "item_coec": DenseFeature(name="item_coec", scale=5.0),
     "topic_read_coec": DenseFeature(name="topic_read_coec", scale=10.0),
     **{k: DenseFeature(name=k) for k in ORACLE_COLUMNS},
+    # the public clickbait score c, as a mitigation's plain_feature would add it (the baseline must not see it)
+    "public_c": DenseFeature(name="public_c", column="clickbait_score"),
 }
 
 
