@@ -87,7 +87,7 @@ DERIVED_DENSE = {
     "item_coec": DenseFeature(name="item_coec", scale=5.0),
     "topic_read_coec": DenseFeature(name="topic_read_coec", scale=10.0),
     **{k: DenseFeature(name=k) for k in ORACLE_COLUMNS},
-    # the public clickbait score c, as a mitigation's plain_feature would add it (the baseline must not see it)
+    # the public clickbait score, as a mitigation's plain_feature adds it (the baseline must not see it)
     "public_c": DenseFeature(name="public_c", column="clickbait_score"),
 }
 
@@ -155,6 +155,23 @@ def interest_estimators(test: pd.DataFrame) -> dict[str, float]:
     d = d - d.groupby(test["user_id"].to_numpy()).transform("mean")
     i = d["oracle_interest_raw"]
     return {c: round(float(np.corrcoef(d[c], i)[0, 1]), 4) for c in INTEREST_ESTIMATORS}
+
+
+def clickbait_estimators(test: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Pearson correlation, over the held-out impressions, of each item-side input with the item's hidden
+    true clickbait c, split by the item's past impressions (< 20, 20–99, ≥ 100): how much of c the
+    item's track record and its public score carry, and how fast."""
+    c = test["oracle_c"].to_numpy(float)
+    n = test["item_impressions"].to_numpy(float)
+    out: dict[str, dict[str, float]] = {}
+    for name, m in {"<20": n < 20, "20-99": (n >= 20) & (n < 100), ">=100": n >= 100}.items():
+        if m.sum() < 100:
+            continue
+        row = {"rows": float(m.sum())}
+        for col in ("clickbait_score", "item_ctr", "item_bounce_rate", "item_read_rate", "item_coec"):
+            row[col] = round(float(np.corrcoef(test[col].to_numpy(float)[m], c[m])[0, 1]), 4)
+        out[name] = row
+    return out
 
 
 def rerank_gain(test: pd.DataFrame, p_examined: np.ndarray, score: np.ndarray, exam: np.ndarray) -> float:
@@ -402,7 +419,8 @@ def main() -> None:
                             "cold_click_auc": round(M.auc(y[cold], p_true[cold]), 4),
                             "clicks_per_user_before": round(
                                 float(test.groupby("user_id")["user_clicks"].min().mean()), 1),
-                            "interest_r_within_user": interest_estimators(test)}  # fmt: skip
+                            "interest_r_within_user": interest_estimators(test),
+                            "clickbait_r_by_item_impressions": clickbait_estimators(test)}  # fmt: skip
         print("log", json.dumps(report["log"]), "\noracle", json.dumps(report["oracle"]), flush=True)
 
         models: dict[str, Trainer] = {}
