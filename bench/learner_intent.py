@@ -69,8 +69,134 @@ USER_TOPIC_COLUMNS = [c for c in HISTORY_COLUMNS if c.startswith("user_topic")]
 USER_SOURCE_COLUMNS = [c for c in HISTORY_COLUMNS if c.startswith("user_source")]
 
 
+#: diagnostic-only dense inputs (hidden truths of the world, never served): name -> (column, scale)
+ORACLE_COLUMNS = {
+    "oracle_interest": "the true topic interest × freshness I_eff of the (user, item) at the event",
+    "oracle_interest_raw": "the true topic interest I (no freshness)",
+    "oracle_sc": "the user's true susceptibility × the item's true clickbait",
+    "oracle_c": "the item's true clickbait",
+    "oracle_s": "the user's true susceptibility",
+}
+#: bench-derived candidate inputs (from the public history columns): name -> DenseFeature
+DERIVED_DENSE = {
+    "topic_lift": DenseFeature(name="topic_lift"),
+    "age_lin": DenseFeature(name="age_lin"),
+    "topic_coec": DenseFeature(name="topic_coec", scale=5.0),
+    "topic_coec_lift": DenseFeature(name="topic_coec_lift"),
+    "topic_exam": DenseFeature(name="topic_exam", transform="log1p", scale=0.3),
+    "item_coec": DenseFeature(name="item_coec", scale=5.0),
+    "topic_read_coec": DenseFeature(name="topic_read_coec", scale=10.0),
+    **{k: DenseFeature(name=k) for k in ORACLE_COLUMNS},
+    # the public clickbait score, as a mitigation's plain_feature adds it (the baseline must not see it)
+    "public_c": DenseFeature(name="public_c", column="clickbait_score"),
+}
+
+
+def add_diagnostic_columns(frame: pd.DataFrame, world: World) -> pd.DataFrame:
+    """``frame`` with the oracle columns (diagnosis: what the learner would gain if it knew a hidden
+    trait) and the bench-derived candidate columns."""
+    u = frame["user_id"].to_numpy(np.int64)
+    it = frame["item_id"].to_numpy(np.int64)[:, None]
+    ts = frame["ts"].to_numpy(np.float64)
+    out = frame.copy(deep=False)
+    out["oracle_interest"] = world.interest(u, it, ts)[:, 0]
+    out["oracle_interest_raw"] = world.interest(u, it)[:, 0]
+    out["oracle_c"] = world.catalogue.true_clickbait32[it[:, 0]]
+    out["oracle_s"] = world.users.susceptibility[u]
+    out["oracle_sc"] = out["oracle_s"].to_numpy() * out["oracle_c"].to_numpy()
+    out["topic_lift"] = np.log(frame["user_topic_ctr"].to_numpy() / frame["user_ctr"].to_numpy())
+    age = np.clip(ts - frame["publish_ts"].to_numpy(np.float64), 0, None) / 3600.0
+    out["age_lin"] = age / 24.0
+    return out
+
+
+def add_coec_columns(log: pd.DataFrame, split_ts: float) -> pd.DataFrame:
+    """Position-debiased history (clicks over expected clicks), point in time like ``ranking.history``:
+    each impression weighs w(position) = CTR(position) / CTR(0), estimated on the training days."""
+    from intentrank.ranking.history import _asof, _pair_codes, _session_start
+
+    pos = log["position"].to_numpy(np.int64)
+    tr = log["ts"].to_numpy() < split_ts
+    ctr = pd.Series(log["click"].to_numpy(float)[tr]).groupby(pos[tr]).mean()
+    w_tab = np.ones(pos.max() + 1)
+    w_tab[ctr.index.to_numpy()] = ctr.to_numpy() / ctr.iloc[0]
+    w = w_tab[pos]
+    click = log["click"].to_numpy(float)
+    when = _session_start(log)
+    user = log["user_id"].to_numpy(np.int64)
+    topic = log["topic"].astype(str).to_numpy(object)
+    item = log["item_id"].to_numpy(np.int64)
+    read = click * ~log["bounce"].to_numpy(bool) * (log["dwell_s"].to_numpy(float) >= 30.0)
+    us = _asof(user, when, np.c_[w, click, read], user, when, "sum")
+    ke, _ = _pair_codes(user, topic, user[:0], topic[:0])
+    ts_ = _asof(ke, when, np.c_[w, click, read], ke, when, "sum")
+    it = _asof(item, when, np.c_[w, click], item, when, "sum")
+    c0 = float(ctr.iloc[0])
+    u_rate = (us[:, 1] + 10.0 * c0) / (us[:, 0] + 10.0)
+    out = log.copy(deep=False)
+    out["topic_exam"] = ts_[:, 0]
+    out["topic_coec"] = (ts_[:, 1] + 3.0 * u_rate) / (ts_[:, 0] + 3.0)
+    out["topic_coec_lift"] = np.log(out["topic_coec"].to_numpy() / u_rate)
+    r_rate = (us[:, 2] + 5.0 * c0) / (us[:, 0] + 10.0)
+    out["topic_read_coec"] = (ts_[:, 2] + 3.0 * r_rate) / (ts_[:, 0] + 3.0)
+    out["item_coec"] = (it[:, 1] + 10.0 * c0) / (it[:, 0] + 10.0)
+    return out
+
+
+#: history columns (and candidates) compared as estimators of the hidden topic interest
+INTEREST_ESTIMATORS = ["user_topic_ctr", "user_topic_clicks", "user_topic_reads", "user_topic_read_rate",
+                       "topic_coec", "topic_read_coec", "topic_lift"]  # fmt: skip
+
+
+def interest_estimators(test: pd.DataFrame) -> dict[str, float]:
+    """Within-user Pearson correlation, over the held-out impressions, of each history column with the
+    hidden topic interest I of the (user, item topic): how much interest the history carries."""
+    d = pd.DataFrame({c: test[c].to_numpy(float) for c in ["oracle_interest_raw", *INTEREST_ESTIMATORS]})
+    d = d - d.groupby(test["user_id"].to_numpy()).transform("mean")
+    i = d["oracle_interest_raw"]
+    return {c: round(float(np.corrcoef(d[c], i)[0, 1]), 4) for c in INTEREST_ESTIMATORS}
+
+
+def clickbait_estimators(test: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Pearson correlation, over the held-out impressions, of each item-side input with the item's hidden
+    true clickbait c, split by the item's past impressions (< 20, 20–99, ≥ 100): how much of c the
+    item's track record and its public score carry, and how fast."""
+    c = test["oracle_c"].to_numpy(float)
+    n = test["item_impressions"].to_numpy(float)
+    out: dict[str, dict[str, float]] = {}
+    for name, m in {"<20": n < 20, "20-99": (n >= 20) & (n < 100), ">=100": n >= 100}.items():
+        if m.sum() < 100:
+            continue
+        row = {"rows": float(m.sum())}
+        for col in ("clickbait_score", "item_ctr", "item_bounce_rate", "item_read_rate", "item_coec"):
+            row[col] = round(float(np.corrcoef(test[col].to_numpy(float)[m], c[m])[0, 1]), 4)
+        out[name] = row
+    return out
+
+
+def rerank_gain(test: pd.DataFrame, p_examined: np.ndarray, score: np.ndarray, exam: np.ndarray) -> float:
+    """Within each held-out slate (shown in random order), the expected clicks when its items are
+    re-ordered by ``score`` (Σ examination(rank) · true P(click | examined)), as a share of the way from
+    a random order to the CTR oracle's order: 1 = the oracle's order, 0 = random."""
+    df = pd.DataFrame({"s": test["slate_id"].to_numpy(), "p": p_examined, "x": score})
+    df["r_model"] = df.groupby("s")["x"].rank(ascending=False, method="first").astype(int) - 1
+    df["r_oracle"] = df.groupby("s")["p"].rank(ascending=False, method="first").astype(int) - 1
+    n = df.groupby("s")["p"].transform("size").to_numpy()
+    e_rand = (np.cumsum(exam) / np.arange(1, len(exam) + 1))[n - 1] * df["p"].to_numpy()
+    e_model = exam[df["r_model"].to_numpy()] * df["p"].to_numpy()
+    e_oracle = exam[df["r_oracle"].to_numpy()] * df["p"].to_numpy()
+    return float((e_model.sum() - e_rand.sum()) / (e_oracle.sum() - e_rand.sum()))
+
+
 def variant(name: str, base: RankerConfig) -> RankerConfig:
-    """A named feature variant of ``base`` (``default``, ``id_only``, ``no_<feature group>``)."""
+    """A named feature variant of ``base`` (``default``, ``id_only``, ``no_<feature group>``; ``a+b`` adds
+    the diagnostic/derived inputs ``b`` to variant ``a``)."""
+    if "+" in name:
+        head, *extra = name.split("+")
+        cfg = variant(head, base)
+        spec = cfg.features
+        dense = [*spec.dense, *(DERIVED_DENSE[e] for e in extra)]
+        return cfg.model_copy(update={"features": spec.model_copy(update={"dense": dense})})
     spec = base.features
     drop_dense: set[str] = set()
     drop_cat: set[str] = set()
@@ -85,6 +211,10 @@ def variant(name: str, base: RankerConfig) -> RankerConfig:
     elif name == "source_rates":  # plus the user × source (outlet) counts (opt-in history columns)
         extra = [DenseFeature(name="user_source_impressions", transform="log1p", scale=0.3),
                  DenseFeature(name="user_source_ctr", scale=5.0)]  # fmt: skip
+        features = spec.model_copy(update={"dense": [*spec.dense, *extra]})
+        return base.model_copy(update={"features": features})
+    elif name == "read_rate":  # plus the user's reads per impression of the topic (opt-in history column)
+        extra = [DenseFeature(name="user_topic_read_rate", scale=10.0)]
         features = spec.model_copy(update={"dense": [*spec.dense, *extra]})
         return base.model_copy(update={"features": features})
     elif name == "no_topic_rates":
@@ -266,9 +396,14 @@ def main() -> None:
         base = base.model_copy(update={"train": base.train.model_copy(
             update={"epochs": a.epochs, "progress": False, "seed": a.seed})})  # fmt: skip
         log = add_history_columns(log, base.features, base.labels.long_click_threshold_s)
+        log = add_coec_columns(log, split_ts)
         split = time_split(log, split_ts)
         train, test, cold = split.train, split.held_out, split.cold
+        train, test = add_diagnostic_columns(train, world), add_diagnostic_columns(test, world)
         p_true = rec.truth(test, sim_cfg.behaviour)
+        exam = bh.examination(int(test["position"].max()) + 1, sim_cfg.behaviour)
+        p_ex = p_true / exam[test["position"].to_numpy(np.int64)]
+        test0 = test.assign(position=0)
         y = test["click"].to_numpy(float)
         users = test["user_id"].to_numpy()
         thr = base.labels.long_click_threshold_s
@@ -281,19 +416,25 @@ def main() -> None:
         report["oracle"] = {"click_auc": round(M.auc(y, p_true), 4),
                             "within_user_auc": round(within_user_auc(users, y, p_true), 4),
                             "logloss": round(M.logloss(y, p_true), 4),
-                            "cold_click_auc": round(M.auc(y[cold], p_true[cold]), 4)}  # fmt: skip
+                            "cold_click_auc": round(M.auc(y[cold], p_true[cold]), 4),
+                            "clicks_per_user_before": round(
+                                float(test.groupby("user_id")["user_clicks"].min().mean()), 1),
+                            "interest_r_within_user": interest_estimators(test),
+                            "clickbait_r_by_item_impressions": clickbait_estimators(test)}  # fmt: skip
         print("log", json.dumps(report["log"]), "\noracle", json.dumps(report["oracle"]), flush=True)
 
         models: dict[str, Trainer] = {}
-        for name in a.variants.split(","):
+        for name in [v for v in a.variants.split(",") if v]:  # "" = the log and oracle figures only
             t1 = time.perf_counter()
             tr = Trainer(variant(name, base)).fit(train)
             pred = tr.predict(test)
             p = pred["p_click"].to_numpy()
+            p0 = tr.predict(test0)["p_click"].to_numpy()
             clicked = y > 0
             report[name] = {
                 "click_auc": round(M.auc(y, p), 4),
                 "within_user_auc": round(within_user_auc(users, y, p), 4),
+                "rerank_gain": round(rerank_gain(test, p_ex, p0, exam), 4),
                 "click_logloss": round(M.logloss(y, p), 4),
                 "cold_click_auc": round(M.auc(y[cold], p[cold]), 4),
                 "long_click_auc_given_click": round(

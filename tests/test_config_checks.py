@@ -60,7 +60,8 @@ def test_history_constant_matches_the_features() -> None:
     hist = history_features_for_events(frame)
     assert list(hist.columns) == list(HISTORY_COLUMNS)
     expected = [1.0, 1.0, 1.0, 1.0, 2 / 11, 25.0, 1.0, 1.0, (1 + 5 * 2 / 11) / 6, 1.0, 2 / 21, 2 / 3, 0.5 / 3,
-                (np.log1p(40.0) + 6.0) / 3, 1.0, (1 + 5 * 2 / 11) / 6]  # fmt: skip
+                (np.log1p(40.0) + 6.0) / 3, (1 + 10 * 0.5 * 2 / 11) / 11,
+                1.0, (1 + 5 * 2 / 11) / 6]  # fmt: skip
     np.testing.assert_allclose(hist.iloc[1].to_numpy(), expected, rtol=1e-12)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from intentrank.ranking.config import RankerConfig
+from intentrank.ranking.config import DenseFeature, RankerConfig
 from intentrank.ranking.models.multitask import MultiTaskRanker
 from intentrank.service.retrieval import ItemSnapshot
 from intentrank.serving.config import CandidatesConfig, DiversityConfig, FilteringConfig, ScoringConfig
@@ -67,6 +67,29 @@ def test_fast_scores_equal_generic_path(world, arch, kind) -> None:
         fast = prep.predict(user, cand, 3, ts, 2)
         for k in ("p_click", "time", "p_conv"):
             np.testing.assert_allclose(fast[k], slow[k][0], rtol=1e-5, atol=1e-6)
+
+
+def test_fast_scores_equal_generic_path_with_topic_read_rate(world) -> None:
+    """The opt-in per-topic read rate is computed the same way by the fast path and the row builder."""
+    imp, items = world
+    base = RankerConfig.model_validate(SMALL)
+    dense = [*base.features.dense, DenseFeature(name="user_topic_read_rate", scale=10.0)]
+    cfg = base.model_copy(update={"features": base.features.model_copy(update={"dense": dense})})
+    model = MultiTaskRanker(cfg).eval()
+    history = _history(imp, items)
+    pol = RankerPolicy(model, history=history, fast=False)
+    snap = ItemSnapshot.build(items, np.zeros(len(items), bool))
+    prep = PreparedItems(model, pol.candidate_features(snap, model), history)
+    user = int(imp["user_id"].iloc[0])
+    cand = np.random.default_rng(1).choice(len(items), 120, replace=False)
+    ts = 250_000.0
+    topics = items["topic"].to_numpy(object)[cand]
+    rate = history.features(np.full(len(cand), user), topics, np.full(len(cand), ts), cand)
+    assert rate["user_topic_read_rate"].nunique() > 1  # the column is exercised, not a constant
+    req = SlateRequest(np.array([user]), cand[None], np.array([3], np.int16), np.array([ts]), 2)
+    slow, fast = pol.predict(req, snap), prep.predict(user, cand, 3, ts, 2)
+    for k in ("p_click", "time", "p_conv"):
+        np.testing.assert_allclose(fast[k], slow[k][0], rtol=1e-5, atol=1e-6)
 
 
 def test_prerank_scores_kept_and_best_prior_exactly(world) -> None:

@@ -44,6 +44,11 @@ HISTORY_COLUMNS: Final[dict[str, tuple[str, str]]] = {
         "DOUBLE",
         "mean log1p dwell seconds of the item's past clicks, shrunk to 3: (Σ log1p dwell + 6) / (clicks + 2)",
     ),
+    "user_topic_read_rate": (
+        "DOUBLE",
+        "the user's successful reads per impression of the topic, shrunk toward half their click rate: "
+        "(topic reads + 5·user_ctr) / (topic impressions + 10) — interest without the curiosity clicks",
+    ),
     "user_source_impressions": (
         "DOUBLE",
         "the user's past impressions of items of the candidate's source (outlet); 0 while the candidate "

@@ -41,6 +41,11 @@ MAX_HOURS_SINCE_CLICK = 720.0
 CTR_PRIOR_CLICKS, CTR_PRIOR_IMPRESSIONS = 1.0, 10.0
 #: ``user_topic_ctr = (topic clicks + k·user_ctr) / (topic impressions + k)``, k = this.
 TOPIC_SHRINK = 5.0
+#: ``user_topic_read_rate = (topic reads + k·ρ·user_ctr) / (topic impressions + k)``: (ρ, k). A read is a
+#: click that kept the user; clicks also count curiosity clicks on clickbait, so reads per impression
+#: estimate the user's interest in the topic better (held-out, 3 days of a random log: within-user
+#: correlation with the hidden interest 0.27 against 0.23 for ``user_topic_ctr``).
+READ_RATE_PRIOR, READ_RATE_SHRINK = 0.5, 10.0
 #: ``user_source_ctr = (source clicks + k·user_ctr) / (source impressions + k)``, k = this.
 SOURCE_SHRINK = 5.0
 #: ``item_ctr = (clicks + 1) / (impressions + 20)``.
@@ -153,6 +158,8 @@ def _assemble(
         "item_read_rate": (i_read + 1.0) / (i_clk + 2.0),
         "item_bounce_rate": (i_bounce + 0.5) / (i_clk + 2.0),
         "item_mean_log_dwell": (i_dwell + DWELL_SHRINK * DWELL_PRIOR) / (i_clk + DWELL_SHRINK),
+        "user_topic_read_rate": (topic[:, 2] + READ_RATE_SHRINK * READ_RATE_PRIOR * user_ctr)
+        / (topic[:, 0] + READ_RATE_SHRINK),
         "user_source_impressions": source[:, 0],
         "user_source_ctr": (source[:, 1] + SOURCE_SHRINK * user_ctr) / (source[:, 0] + SOURCE_SHRINK),
     }

@@ -50,7 +50,7 @@ from intentrank.ranking.outputs import natural_units
 #: Request columns whose value is the same for every candidate of one request.
 _CONSTANT = {"user_id", "slate_index", "position", "day", "ts", "hour"}
 #: History columns that depend on the candidate's topic (the rest are per-user totals).
-_PER_TOPIC = {"user_topic_clicks", "user_topic_reads", "user_topic_impressions", "user_topic_ctr"}
+_PER_TOPIC = {c for c in HISTORY_COLUMNS if c.startswith("user_topic_")}
 #: History columns of the candidate item itself (its track record over all users).
 _PER_ITEM = {c for c in HISTORY_COLUMNS if c.startswith("item_")}
 #: History columns of the (user, candidate's source) pair.
