@@ -34,6 +34,7 @@ import json
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,8 @@ import pandas as pd
 
 from intentrank.config import load_config
 from intentrank.service.bootstrap import quick_model
+from intentrank.service.config import ServiceConfig
+from intentrank.simulator.ab import SimulationResult
 from intentrank.simulator.catalogue import build_catalogue
 from intentrank.simulator.http_client import (
     FLUSH_ROWS,
@@ -73,21 +76,39 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--bootstrap-users", type=int, default=300)
+    ap.add_argument("--candidates", type=int, default=1000, help="Candidates per slate (both loops).")
     ap.add_argument("--wall-clock", action="store_true", help="Serve on wall time (no simulated clock).")
+    ap.add_argument("--sequential", action="store_true", help="The in-process loop after the HTTP one "
+                    "(default: in a thread beside it, while the HTTP loop waits on the server).")
+    ap.add_argument("--out", type=Path, default=None, help="Also write the JSON here (and per-user KPIs "
+                    "of both loops to <out>.per_user.parquet).")
     args = ap.parse_args()
     cfg = load_config(None, [("service.bootstrap_users", args.bootstrap_users, "--bootstrap-users")])
     sim_cfg = cfg.simulator.model_copy(
-        update={"users": args.users, "days": 1, "candidates": 1000, "flush_rows": FLUSH_ROWS}
+        update={"users": args.users, "days": 1, "candidates": args.candidates, "flush_rows": FLUSH_ROWS}
     )
     catalogue = build_catalogue(config=sim_cfg.catalogue, seed=cfg.seed)
     model = quick_model(catalogue, cfg)
     service = {
-        "candidates": {"total": 1000, "fresh": 0, "popular": 0, "topic": 0, "similar": 0},
+        "candidates": {"total": args.candidates, "fresh": 0, "popular": 0, "topic": 0, "similar": 0},
         "filtering": {"recent_shown_s": 0},
         "worker": {"enabled": False},
         "simulated_clock": not args.wall_clock,
         "seed": args.seed,
     }
+    svc = ServiceConfig.model_validate(service)
+
+    def in_process() -> tuple[SimulationResult, float]:
+        # the service's retrieval rules and streams; one history for both arms, fed with each flush
+        t = time.perf_counter()
+        res, _ = simulate_like_the_service(
+            model, sim_cfg, seed=args.seed, catalogue=catalogue, candidates=svc.candidates,
+            filtering=svc.filtering, service_seed=svc.seed,
+        )  # fmt: skip
+        return res, time.perf_counter() - t
+
+    pool = ThreadPoolExecutor(1)
+    pending = None if args.sequential else pool.submit(in_process)
     with tempfile.TemporaryDirectory() as tmp:
         url, proc = start(Path(tmp), service, model=model)
         try:
@@ -101,10 +122,8 @@ def main() -> None:
             http_s = time.perf_counter() - t0
         finally:
             stop(proc)
-    t0 = time.perf_counter()
-    # one history for both arms, fed with each flush (the service's read-your-writes history)
-    inproc, _ = simulate_like_the_service(model, sim_cfg, seed=args.seed, catalogue=catalogue)
-    inproc_s = time.perf_counter() - t0
+    inproc, inproc_s = (pending or pool.submit(in_process)).result()
+    pool.shutdown()
     both = pd.concat([http.per_user.assign(loop="http"), inproc.per_user.assign(loop="inproc")])
     rows = []
     for arm in http.arm_names:
@@ -125,6 +144,8 @@ def main() -> None:
                     or (bool(r.control == r.treatment) and r.diff_ci_low != r.diff_ci_low),
                 }
             )
+    kp_h, kp_i = (r.per_user[list(MEAN_KPIS)].to_numpy() for r in (http, inproc))
+    identical = int(np.isclose(kp_h, kp_i, rtol=1e-9, atol=1e-9).all(axis=1).sum())
     out = {
         "users": args.users,
         "days": 1,
@@ -135,10 +156,16 @@ def main() -> None:
         "http_seconds": round(http_s, 1),
         "inproc_seconds": round(inproc_s, 1),
         "agree": f"{sum(r['agree'] for r in rows)}/{len(rows)}",
+        # the same pages draw the same candidates in both loops: users whose KPIs are all equal
+        "identical_users": f"{identical}/{len(kp_h)}",
         "kpis": rows,
         "load_average": os.getloadavg(),
     }
-    print(json.dumps(out, indent=2))
+    text = json.dumps(out, indent=2)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text)
+        both.to_parquet(args.out.with_suffix(".per_user.parquet"))
 
 
 if __name__ == "__main__":
