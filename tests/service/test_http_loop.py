@@ -47,13 +47,15 @@ def test_loop_over_http_agrees_with_in_process(tmp_path: Path, tiny: Any) -> Non
     state = ServiceState(cfg, cat.items.copy(), model, EventStore(store_path), TOKEN, scorer=StubScorer())
     try:
         with live_server(create_app(state)) as url, ServiceClient(url, TOKEN) as client:
-            # one request at a time: the service's random retrieval then sees the same request order
-            # each run, so the test is deterministic
-            http, counts = simulate_http(client, sim_cfg, seed=5, catalogue=cat, concurrency=1)
+            # each page draws from its own stream: deterministic with requests in flight at once
+            http, counts = simulate_http(client, sim_cfg, seed=5, catalogue=cat, concurrency=4)
     finally:
         state.close()
     # the in-process arms share one serving history fed with each flush, as the service's is with each post
-    inproc, history = simulate_like_the_service(model, sim_cfg, seed=5, catalogue=cat)
+    inproc, history = simulate_like_the_service(
+        model, sim_cfg, seed=5, catalogue=cat, candidates=cfg.candidates, filtering=cfg.filtering,
+        service_seed=cfg.seed,
+    )  # fmt: skip
     assert history.events == int(inproc.per_user["impressions"].sum())
     assert http.arm_names == ["unmitigated", "heuristic"]
     # same users in the same arms
