@@ -5,26 +5,31 @@ first start) and saved; ``intentrank serve`` serves it on the shipped catalogue.
 
 * over HTTP: ``simulate_http`` — ``--users`` users for one day, slates from ``/v1/feed`` (the user's
   arm named), outcomes posted to ``/v1/events`` every 5,000 events;
-* in process: ``simulate`` with the same arms as policies (``unmitigated`` = the ranker,
-  ``heuristic`` = the ranker × the heuristic penalty), the same users, seed and 1,000 candidates.
+* in process: ``simulate_like_the_service`` with the same arms as policies (``unmitigated`` = the
+  ranker, ``heuristic`` = the ranker × the heuristic penalty), the same users, seed and candidates.
 
-What is aligned, so that only the random streams differ: the service runs on the simulator's clock
-(``service.simulated_clock``: each request carries the session's simulated time, each event its own
-``ts``), so item age, hour and "hours since last click" features are the in-process loop's; retrieval is
-1,000 uniformly random live candidates (``candidates.fresh = popular = topic = similar = 0``) and no
-cross-session "recently shown" filter (``filtering.recent_shown_s = 0``), as the simulator draws
-candidates; no training worker (the in-process policies never retrain); and the in-process policies
-share one :class:`~intentrank.serving.pipeline.ServingHistory` fed with each 5,000-event flush, as the
-service's is with each acknowledged post (read-your-writes). What legitimately differs: which random
-candidates (another random stream; the simulator never repeats a session's candidates, the service
-never repeats its shown items), and the service leaves out items the user clicked before.
+What is aligned: the service runs on the simulator's clock (``service.simulated_clock``: each request
+carries the session's simulated time, each event its own ``ts``), so item age, hour and "hours since
+last click" features are the in-process loop's; retrieval is ``--candidates`` uniformly random live
+items (``candidates.fresh = popular = topic = similar = 0``) with no cross-session "recently shown"
+filter (``filtering.recent_shown_s = 0``), and the in-process loop draws each page's candidates with the
+service's own ``filter_mask`` + ``retrieve`` and the page's own stream (``request_rng``: seed, user,
+session, page), so both loops rank the same candidates for every page; no training worker (the
+in-process policies never retrain); and the in-process policies share one
+:class:`~intentrank.serving.pipeline.ServingHistory` fed with each 5,000-event flush, as the service's
+is with each acknowledged post (read-your-writes). So the two loops serve the same slates up to
+float rounding of near-ties (the service scores in float64 per request, the policies in float32 per
+batch); ``identical_users`` counts users whose KPIs are all equal in both.
+
+The in-process loop runs in a thread beside the HTTP loop (``--sequential``: after it).
 
 Per arm and KPI: each loop's level with its 95% CI (per-user mean, or ratio of sums by the delta
 method) and the 95% CI of the difference (Welch / delta method; the two loops treated as independent
 samples); they "agree" when the difference's CI holds 0 (a test at the 5% level, stricter than CI
 overlap). ``--wall-clock`` serves on wall time instead (the comparison before the simulated clock).
 
-Usage: ``PYTHONPATH=src .venv/bin/python bench/service_http_loop.py [--users 5000] [--concurrency 4]``.
+Usage: ``PYTHONPATH=src:bench .venv/bin/python bench/service_http_loop.py [--users 5000] [--candidates 1000]
+[--concurrency 4] [--out FILE.json]``.
 """
 
 from __future__ import annotations
