@@ -83,10 +83,18 @@ def main() -> None:
     ap.add_argument("--bootstrap-users", type=int, default=300)
     ap.add_argument("--candidates", type=int, default=1000, help="Candidates per slate (both loops).")
     ap.add_argument("--wall-clock", action="store_true", help="Serve on wall time (no simulated clock).")
-    ap.add_argument("--sequential", action="store_true", help="The in-process loop after the HTTP one "
-                    "(default: in a thread beside it, while the HTTP loop waits on the server).")
-    ap.add_argument("--out", type=Path, default=None, help="Also write the JSON here (and per-user KPIs "
-                    "of both loops to <out>.per_user.parquet).")
+    ap.add_argument(
+        "--sequential",
+        action="store_true",
+        help="The in-process loop after the HTTP one "
+        "(default: in a thread beside it, while the HTTP loop waits on the server).",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="Also write the JSON here (and per-user KPIs of both loops to <out>.per_user.parquet).",
+    )
     args = ap.parse_args()
     cfg = load_config(None, [("service.bootstrap_users", args.bootstrap_users, "--bootstrap-users")])
     sim_cfg = cfg.simulator.model_copy(
