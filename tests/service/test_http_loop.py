@@ -47,13 +47,15 @@ def test_loop_over_http_agrees_with_in_process(tmp_path: Path, tiny: Any) -> Non
     state = ServiceState(cfg, cat.items.copy(), model, EventStore(store_path), TOKEN, scorer=StubScorer())
     try:
         with live_server(create_app(state)) as url, ServiceClient(url, TOKEN) as client:
-            # one request at a time: the service's random retrieval then sees the same request order
-            # each run, so the test is deterministic
-            http, counts = simulate_http(client, sim_cfg, seed=5, catalogue=cat, concurrency=1)
+            # each page draws from its own stream: deterministic with requests in flight at once
+            http, counts = simulate_http(client, sim_cfg, seed=5, catalogue=cat, concurrency=4)
     finally:
         state.close()
     # the in-process arms share one serving history fed with each flush, as the service's is with each post
-    inproc, history = simulate_like_the_service(model, sim_cfg, seed=5, catalogue=cat)
+    inproc, history = simulate_like_the_service(
+        model, sim_cfg, seed=5, catalogue=cat, candidates=cfg.candidates, filtering=cfg.filtering,
+        service_seed=cfg.seed,
+    )  # fmt: skip
     assert history.events == int(inproc.per_user["impressions"].sum())
     assert http.arm_names == ["unmitigated", "heuristic"]
     # same users in the same arms
@@ -77,6 +79,53 @@ def test_loop_over_http_agrees_with_in_process(tmp_path: Path, tiny: Any) -> Non
     # stamped with the simulator's clock: sessions of day 0 between 06:00 and the end of the day
     assert stored["ts"].min() >= 6 * 3_600 and (stored["day"] == 0).mean() > 0.95
     assert np.isin(stored["policy"].unique(), ["unmitigated", "heuristic"]).all()
+
+
+def test_in_process_counterpart_draws_the_services_candidates(tmp_path: Path, tiny: Any) -> None:
+    """Same seed, same pages: the in-process counterpart draws each page's candidates by the service's
+    retrieval and filter rules and streams, so both loops serve the same slates and every user's KPIs
+    are equal (the HTTP loop with 4 requests in flight: the page's stream does not depend on their order).
+    Before, the simulator drew its own candidates (another stream, no repeat of any earlier candidate)
+    and the service one shared stream in request order: not one user in ten matched."""
+    model = tiny[1].model_
+    cat = synthetic_catalogue(600, seed=4)
+    sources = {"total": 60, "fresh": 0, "popular": 0, "topic": 0, "similar": 0}
+    cfg = ServiceConfig.model_validate(
+        {"candidates": sources, "filtering": {"recent_shown_s": 0}, "simulated_clock": True, "seed": 3}
+    )
+    sim_cfg = SimulatorConfig(users=60, days=2, candidates=60)
+    state = ServiceState(cfg, cat.items.copy(), model, EventStore(tmp_path / "e.duckdb"), TOKEN,
+                         scorer=StubScorer())  # fmt: skip
+    try:
+        with live_server(create_app(state)) as url, ServiceClient(url, TOKEN) as client:
+            http, _ = simulate_http(client, sim_cfg, seed=5, catalogue=cat, concurrency=4)
+    finally:
+        state.close()
+    inproc, _ = simulate_like_the_service(
+        model, sim_cfg, seed=5, catalogue=cat, candidates=cfg.candidates, filtering=cfg.filtering,
+        service_seed=3,
+    )  # fmt: skip
+    cols = ["arm", "impressions", "clicks", "impressions_light", "impressions_heavy", "conversions"]
+    a, b = http.per_user[cols], inproc.per_user[cols]
+    assert int(a["impressions"].sum()) > 60 * 20 and int(a["clicks"].sum()) > 0
+    same = (a.to_numpy() == b.to_numpy()).all(axis=1)
+    assert same.mean() == 1.0, pd.concat([a, b], axis=1)[~same].head().to_string()
+
+
+def test_in_process_counterpart_refuses_what_it_cannot_draw(tiny: Any) -> None:
+    from intentrank.errors import ConfigError
+    from intentrank.serving.config import CandidatesConfig, FilteringConfig
+
+    cat = synthetic_catalogue(200, seed=4)
+    sim_cfg = SimulatorConfig(users=4, days=1, candidates=50)
+    with pytest.raises(ConfigError, match="popular = topic = similar = 0"):
+        cands = CandidatesConfig(total=50, fresh=0, popular=10, topic=0, similar=0)
+        simulate_like_the_service(tiny[1].model_, sim_cfg, catalogue=cat, candidates=cands)
+    with pytest.raises(ConfigError, match=r"candidates.total \(40\) must equal simulator.candidates \(50\)"):
+        cands = CandidatesConfig(total=40, fresh=0, popular=0, topic=0, similar=0)
+        simulate_like_the_service(tiny[1].model_, sim_cfg, catalogue=cat, candidates=cands)
+    with pytest.raises(ConfigError, match="recent_shown_s = 0"):
+        simulate_like_the_service(tiny[1].model_, sim_cfg, catalogue=cat, filtering=FilteringConfig())
 
 
 def test_simulate_target_refuses_clearly(tmp_path: Path) -> None:

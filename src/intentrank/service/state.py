@@ -57,6 +57,7 @@ from intentrank.serving.pipeline import (
     retrieve,
 )
 from intentrank.serving.ranker import RankerPolicy
+from intentrank.serving.request_rng import request_rng
 from intentrank.simulator.engine import assign_arms
 from intentrank.store.event_store import EventStore, RunHandle
 
@@ -246,7 +247,7 @@ class ServiceState:
                     "(limits.max_pages_per_session): start a new session",
                 )
             body, rec = self._build_slate(
-                user_id, session.local_id, session.next_index, session.shown, arm, explain
+                user_id, session.local_id, session.next_index, session.shown, arm, explain, session_key
             )
             session.last_cursor = session.cursor
             session.shown = np.concatenate([session.shown, rec.items])
@@ -264,6 +265,7 @@ class ServiceState:
         shown: np.ndarray,
         arm: str,
         explain: bool,
+        session_key: str = "",
     ) -> tuple[dict[str, Any], SlateRecord]:
         cfg = self.config
         snap = self.items.snapshot
@@ -274,8 +276,10 @@ class ServiceState:
         prep = self.scorer_stage.prepared(snap, model)
         vectors = prep.item_vectors() if prep is not None and cfg.candidates.similar else None
         popular = self.items.popular(cfg.candidates.popular) if cfg.candidates.popular else None
-        with self._rng_lock:
-            cand, src = retrieve(snap, user, mask, cfg.candidates, self._rng, popular, vectors)
+        # the page's own random stream (seed, user, session, page): the same candidates whatever the
+        # order of concurrent requests, and those the simulator's in-process counterpart draws
+        page_rng = request_rng(cfg.seed, user_id, session_key, slate_index)
+        cand, src = retrieve(snap, user, mask, cfg.candidates, page_rng, popular, vectors)
         local_slate = self.slates.next_id()
         slate_id = self.run.slate_offset + local_slate
         S = min(cfg.slate_size, len(cand))

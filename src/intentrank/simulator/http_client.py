@@ -14,20 +14,24 @@ Only HTTP (httpx) here: this module never imports the service package (a lower l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import numpy as np
 import pyarrow as pa
 
-from intentrank.errors import IntentRankError
+from intentrank.errors import ConfigError, IntentRankError
+from intentrank.serving.config import CandidatesConfig, FilteringConfig
+from intentrank.serving.pipeline import UserSignals, filter_mask, retrieve
 from intentrank.serving.policy import Policy, SlateRequest
+from intentrank.serving.request_rng import request_rng
 from intentrank.simulator.ab import SimulationResult
 from intentrank.simulator.catalogue import Catalogue
 from intentrank.simulator.config import SimulatorConfig
-from intentrank.simulator.engine import DayResult, Simulator
+from intentrank.simulator.engine import DAY_S, DayResult, Simulator
 from intentrank.simulator.world import World
 
 #: Events per POST /v1/events (the service's default limit is 5,000).
@@ -36,6 +40,12 @@ EVENTS_PER_POST = 1_000
 CLOCK_HEADER = "X-Intentrank-Clock"
 #: Events the simulator buffers before posting them (the service sees them while the day runs).
 FLUSH_ROWS = 5_000
+
+
+def session_key(seed: int, session: int) -> str:
+    """The service session id of the simulator's session ``session`` (run ``seed``): the HTTP loop sends
+    it, and the in-process counterpart seeds its retrieval with it as the service does."""
+    return f"sim{seed}-{session}"
 
 
 class ServiceClient:
@@ -205,12 +215,12 @@ class HttpSimulator(Simulator):
         """The sessions' next slates from the service (candidates are the service's own retrieval)."""
         name = self.arm_names[arm]
         S = self.world.config.slate_size
-        prefix = f"sim{self.seed}-"
 
         def one(k: int) -> dict[str, Any]:
             sess = int(sessions[k])
             ts = float(clock[k]) if self.simulated_clock else None
-            return self.client.feed(int(user_ids[k]), f"{prefix}{sess}", self._cursors.get(sess), name, ts=ts)
+            key = session_key(self.seed, sess)
+            return self.client.feed(int(user_ids[k]), key, self._cursors.get(sess), name, ts=ts)
 
         ks = range(len(user_ids))
         bodies = list(self._pool.map(one, ks)) if self._pool is not None else [one(k) for k in ks]
@@ -302,37 +312,156 @@ def simulate_http(
     return SimulationResult(per_user=per_user, arm_names=sim.arm_names, days=log), counts
 
 
+@dataclass(frozen=True)
+class _StaticItems:
+    """The simulator's static catalogue as the serving pipeline's retrieval and filter read it (every
+    item live, none retired; the service's ``ItemSnapshot`` of the same catalogue)."""
+
+    retired: np.ndarray
+    live_ids: np.ndarray
+    fresh_order: np.ndarray
+    publish_ts: np.ndarray
+
+    @classmethod
+    def of(cls, catalogue: Catalogue) -> _StaticItems:
+        publish = catalogue.items["publish_ts"].to_numpy(np.float64)
+        n = len(publish)
+        fresh = np.argsort(-publish, kind="stable").astype(np.int64)
+        return cls(np.zeros(n, bool), np.arange(n, dtype=np.int64), fresh, publish)
+
+    def __len__(self) -> int:
+        return len(self.retired)
+
+
+class ServiceLikeSimulator(Simulator):
+    """A :class:`Simulator` whose candidates are drawn as the service draws them: the serving pipeline's
+    :func:`~intentrank.serving.pipeline.filter_mask` and :func:`~intentrank.serving.pipeline.retrieve`
+    with the page's own stream :func:`~intentrank.serving.request_rng.request_rng` (service seed, user,
+    session id as :class:`HttpSimulator` names it, page), leaving out the session's shown items and the
+    items the user clicked (known once their events were flushed: :meth:`record`, as the service learns
+    them when a post is acknowledged). So for the same seed each page gets exactly the candidates the
+    service gives it; the arms' policies rank them in process.
+
+    Only what the service does without its live state is supported: the random and fresh sources and
+    the item-age filter (popular, topic and similar read the service's click counts and embeddings, the
+    recently-shown filter its memory of other sessions).
+    """
+
+    def __init__(
+        self,
+        world: World,
+        policies: Mapping[str, Policy],
+        seed: int = 0,
+        candidates: CandidatesConfig | None = None,
+        filtering: FilteringConfig | None = None,
+        service_seed: int | None = None,
+    ) -> None:
+        super().__init__(world, policies, seed=seed)
+        K = world.config.candidates
+        self.candidates = candidates or CandidatesConfig(total=K, fresh=0, popular=0, topic=0, similar=0)
+        self.filtering = filtering or FilteringConfig(recent_shown_s=0)
+        c, f = self.candidates, self.filtering
+        if c.popular or c.topic or c.similar:
+            raise ConfigError(
+                "the in-process counterpart of the service draws only the random and fresh sources: set "
+                "candidates.popular = topic = similar = 0 (they read the live service's state)"
+            )
+        if f.recent_shown_s > 0:
+            raise ConfigError(
+                "the in-process counterpart of the service has no cross-session 'recently shown' memory: "
+                "set filtering.recent_shown_s = 0"
+            )
+        if c.total != K:
+            raise ConfigError(f"candidates.total ({c.total}) must equal simulator.candidates ({K})")
+        self.service_seed = seed if service_seed is None else int(service_seed)
+        self._items = _StaticItems.of(world.catalogue)
+        self._shown: dict[int, np.ndarray] = {}
+        #: user -> items clicked (in flushed events): the service's clicked-items filter
+        self.clicked: dict[int, set[int]] = {}
+
+    def record(self, batch: pa.Table) -> None:
+        """Take a flushed batch's clicks into the clicked-items filter (call it from the sink)."""
+        click = batch.column("click").to_numpy(zero_copy_only=False)
+        users = batch.column("user_id").to_numpy()[click]
+        items = batch.column("item_id").to_numpy()[click]
+        for u, i in zip(users.tolist(), items.tolist(), strict=True):
+            self.clicked.setdefault(u, set()).add(i)
+
+    def page_candidates(self, user_id: int, session: int, slate_index: int, ts: float) -> np.ndarray:
+        """The candidates the service retrieves for this page (see the class docstring)."""
+        shown = self._shown.get(session, np.empty(0, np.int64))
+        clicked = self.clicked.get(user_id)
+        exclude = np.concatenate([shown, np.fromiter(clicked, np.int64)]) if clicked else shown
+        user = UserSignals(user_id, slate_index, ts, int(ts // DAY_S), exclude)
+        mask = filter_mask(self._items, user, self.filtering)  # type: ignore[arg-type]
+        rng = request_rng(self.service_seed, user_id, session_key(self.seed, session), slate_index)
+        cand, _ = retrieve(self._items, user, mask, self.candidates, rng)  # type: ignore[arg-type]
+        return cand
+
+    def _serve(
+        self,
+        arm: int,
+        user_ids: np.ndarray,
+        sessions: np.ndarray,
+        candidates: np.ndarray,
+        slate_index: int,
+        clock: np.ndarray,
+        day: int,
+        rng: np.random.Generator,
+        buffer: Any = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        K = candidates.shape[1]
+        rows = [
+            self.page_candidates(u, s, slate_index, t)
+            for u, s, t in zip(user_ids.tolist(), sessions.tolist(), clock.tolist(), strict=True)
+        ]
+        short = [len(r) for r in rows if len(r) != K]
+        if short:
+            raise IntentRankError(f"the service's retrieval found {short[0]} candidates, {K} expected")
+        cand = np.stack(rows) if rows else candidates
+        slate, prop, ids = super()._serve(arm, user_ids, sessions, cand, slate_index, clock, day, rng, buffer)
+        for k, s in enumerate(sessions.tolist()):
+            self._shown[s] = np.concatenate([self._shown.get(s, np.empty(0, np.int64)), slate[k]])
+        return slate, prop, ids
+
+
 def simulate_like_the_service(
-    model: Any, config: SimulatorConfig, seed: int = 0, catalogue: Catalogue | None = None
+    model: Any,
+    config: SimulatorConfig,
+    seed: int = 0,
+    catalogue: Catalogue | None = None,
+    candidates: CandidatesConfig | None = None,
+    filtering: FilteringConfig | None = None,
+    service_seed: int | None = None,
 ) -> tuple[SimulationResult, Any]:
     """The in-process counterpart of :func:`simulate_http` against a service running ``model`` with its
-    two default arms (``unmitigated``; ``heuristic``: the heuristic clickbait penalty): both arms read one
-    serving history fed with each flush of ``FLUSH_ROWS`` events, as the service's read-your-writes history
-    is with each post. Returns the per-user KPIs and that history (the HTTP-vs-in-process comparison)."""
+    two default arms (``unmitigated``; ``heuristic``: the heuristic clickbait penalty), its retrieval
+    (``candidates``, ``filtering``; default: 1,000 random candidates, no cross-session filter) and seed
+    (``service_seed``, default ``seed``): candidates drawn by the service's own rules and streams
+    (:class:`ServiceLikeSimulator`), and both arms read one serving history fed with each flush of
+    ``FLUSH_ROWS`` events, as the service's read-your-writes history is with each post. Returns the
+    per-user KPIs and that history (the HTTP-vs-in-process comparison)."""
     from intentrank.mitigation.heuristic import HeuristicPenalty
     from intentrank.serving.pipeline import ServingHistory
     from intentrank.serving.postprocess import PenalizedPolicy
     from intentrank.serving.ranker import RankerPolicy
-    from intentrank.simulator.ab import simulate
     from intentrank.simulator.catalogue import build_catalogue
 
     cat = catalogue if catalogue is not None else build_catalogue(config=config.catalogue, seed=seed)
     history = ServingHistory(model.config.labels.long_click_threshold_s)
     topics = cat.items["topic"].astype(str).to_numpy(object)
+    ranker = RankerPolicy(model, history=history)  # one ranker: the catalogue's features encoded once
+    policies = {"unmitigated": ranker, "heuristic": PenalizedPolicy(ranker, HeuristicPenalty())}
+    config = config.model_copy(update={"flush_rows": FLUSH_ROWS})
+    world = World.create(cat, config, seed=seed)
+    sim = ServiceLikeSimulator(world, policies, seed, candidates, filtering, service_seed)  # type: ignore[arg-type]
 
-    def feed_history(batch: pa.Table) -> None:
+    def feed_history(batch: pa.Table) -> None:  # what the service does with an acknowledged post
         ev = batch.select(["user_id", "ts", "item_id", "click", "bounce", "dwell_s"]).to_pandas()
+        sim.record(batch)
         history.update(ev.assign(topic=topics[ev["item_id"].to_numpy()]))
 
-    policies = {
-        "unmitigated": RankerPolicy(model, history=history),
-        "heuristic": PenalizedPolicy(RankerPolicy(model, history=history), HeuristicPenalty()),
-    }
-    result = simulate(
-        policies,  # type: ignore[arg-type]
-        config.model_copy(update={"flush_rows": FLUSH_ROWS}),
-        seed=seed,
-        catalogue=cat,
-        sink=feed_history,
-    )
-    return result, history
+    log: list[DayResult] = []
+    kpis = sim.run(feed_history, on_day=log.append)
+    per_user = kpis.frame(sim.arms, sim.arm_names)
+    return SimulationResult(per_user=per_user, arm_names=sim.arm_names, days=log), history
