@@ -73,8 +73,8 @@ def test_batched_item_side_follows_weight_changes(world) -> None:
 
 def test_batched_prior_equals_prepared(world) -> None:
     """The user-independent scores of every item (two-stage scoring's first stage) are those of the
-    per-request fast path: the lazily filled item side is not split (its products would be of rows not
-    computed yet)."""
+    per-request fast path: the split's item-side products are taken only of rows already computed (once
+    filled lazily, they must not be of the uncomputed table)."""
     from intentrank.serving.fast import PreparedItems
 
     _, items, history = world
@@ -85,7 +85,6 @@ def test_batched_prior_equals_prepared(world) -> None:
     snap = ItemSnapshot.build(items, np.zeros(len(items), bool))
     rows = RankerPolicy(model, history=history).candidate_features(snap, model)
     batched = BatchedItems(model, rows, history)
-    assert batched.split is None
     want = PreparedItems(model, rows, history).prior()
     got = batched.prior()
     for k in ("p_click", "time", "p_conv"):
