@@ -148,8 +148,12 @@ def run_loop(
             pending.clear()
             batch_since = last
             # learners that start at the batch update in parallel; one that lags reads the store (one
-            # connection: not from two threads), so it updates alone first
-            lagging = [lr for lr in distinct if batch is None or lr.watermark != batch.since]
+            # connection: not from two threads), so it updates alone first. Wrappers without a watermark of
+            # their own (an aligner over a learner another arm also serves) update in order, serially.
+            if pool is None or not all(hasattr(lr, "watermark") for lr in distinct):
+                lagging = list(distinct)
+            else:
+                lagging = [lr for lr in distinct if batch is None or lr.watermark != batch.since]
             reps = {id(lr): lr.update(store, batch) for lr in lagging}
             ready = [lr for lr in distinct if id(lr) not in reps]
             if pool is not None and len(ready) > 1:
