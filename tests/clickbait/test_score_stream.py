@@ -294,8 +294,11 @@ def test_ctrl_c_ends_with_one_word(lexical_model: Path, tmp_path: Path) -> None:
 
     big = tmp_path / "big.txt"
     big.write_bytes(b"ten tricks doctors hate\n" * 200_000)
+    # a shell's background job (`make test &`, nohup in a script) starts with SIGINT ignored, and Python
+    # installs no KeyboardInterrupt handler then: give the child the default disposition, as a terminal would
     p = subprocess.Popen([*CMD, str(big), "-m", str(lexical_model)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)  # fmt: skip
+                         stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     p.stdout.readline()  # the command is running (past imports and model load)
     p.send_signal(signal.SIGINT)
     p.stdout.read()
