@@ -307,15 +307,18 @@ class ServingHistory:
                     if hit is not None:
                         pair_sums[k] = hit
             if item_ids is not None:
-                ids = np.asarray(item_ids, np.int64)
-                seen = (ids >= 0) & (ids < len(self._items))
-                item_sums[seen] = self._items[ids[seen]]
+                self._fill_item_sums(item_sums, np.asarray(item_ids, np.int64))
             source_sums = self._source_sums(user_ids, item_ids)
         # the one formula of the columns (ranking.history), from this history's sums
         tv = pair_sums[inv.reshape(-1)]
         return _assemble(
             tv, rows[:, 1], rows[:, 0], rows[:, 2], ts, rows[:, 3], item_sums, source_sums, frame=False
         )
+
+    def _fill_item_sums(self, out: np.ndarray, ids: np.ndarray) -> None:
+        """Each row of ``out`` gets its item's sums; items never seen keep zeros (call under the lock)."""
+        seen = (ids >= 0) & (ids < len(self._items))
+        out[seen] = self._items[ids[seen]]
 
     def user_arrays(
         self,
@@ -347,8 +350,7 @@ class ServingHistory:
                         topic_table[k] = sums
             if item_ids is not None:
                 ids = np.asarray(item_ids, np.int64)
-                seen = (ids >= 0) & (ids < len(self._items))
-                item_sums[seen] = self._items[ids[seen]]
+                self._fill_item_sums(item_sums, ids)
                 code = np.full(n, -1, np.int64)  # the item's source; -1: never seen
                 known = (ids >= 0) & (ids < len(self._item_source))
                 code[known] = self._item_source[ids[known]]
